@@ -1,0 +1,74 @@
+# corral.qubes — developer entry points.
+#
+#   make rehearse   set up, start a fresh rehearsal dom0 and show it working
+#   make test       every test and quality gate (what CI runs)
+#
+# Everything lives in the repository: the virtualenv in .venv, the collection
+# link in .collections, rehearsal state in .rehearsal.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+COLLECTIONS := .collections
+LINK := $(COLLECTIONS)/ansible_collections/corral/qubes
+PYTEST_WORKERS ?= 2
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
+
+.PHONY: all setup rehearse test lint yamllint ansible-lint changelog-lint docs-lint sanity pytest unit functional bench clean
+
+all: test
+
+$(BIN)/.installed: requirements-dev.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+$(LINK):
+	mkdir -p $(dir $(LINK))
+	ln -sfn ../../.. $(LINK)
+
+# The venv imports the collection as ansible_collections.corral.qubes through .collections.
+$(BIN)/.linked: $(BIN)/.installed | $(LINK)
+	$(BIN)/python -c 'import site, os; open(os.path.join(site.getsitepackages()[0], "corral-qubes-dev.pth"), "w").write(os.path.abspath("$(COLLECTIONS)") + "\n")'
+	touch $@
+
+setup: $(BIN)/.linked
+
+rehearse: setup
+	rm -f .rehearsal/calls.jsonl
+	$(BIN)/python -m rehearsal demo --state .rehearsal/state --socket .rehearsal/qubesd.sock --call-log .rehearsal/calls.jsonl
+
+test: lint sanity pytest
+
+lint: yamllint ansible-lint changelog-lint docs-lint
+
+yamllint: setup
+	$(BIN)/yamllint --strict .
+
+ansible-lint: setup
+	$(BIN)/ansible-lint --profile production
+
+changelog-lint: setup
+	$(BIN)/antsibull-changelog lint
+
+docs-lint: setup
+	$(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
+
+sanity: setup
+	$(BIN)/python tests/run_sanity.py
+
+pytest: setup
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests
+
+unit: setup
+	$(BIN)/python -m pytest tests/unit
+
+functional: setup
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests/functional
+
+bench: setup
+	$(BIN)/python -m benchmarks.admin_api
+
+clean:
+	rm -rf $(VENV) $(COLLECTIONS) .rehearsal .pytest_cache tests/output
