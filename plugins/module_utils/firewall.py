@@ -1,0 +1,232 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the corral.qubes collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The Qubes firewall rule grammar (``admin.vm.firewall.Get/Set`` lines).
+
+One rule per line, space-separated ``key=value`` options, ``comment=`` last
+(it may contain spaces).  qubesd accepts the options in any order and with
+``dst4``/``dst6`` as synonyms of ``dsthost``; it answers in a fixed order with
+IP hosts as ``dst4=a.b.c.d/len`` / ``dst6=...`` and ports as ``N-M``.
+
+:func:`parse_rule` validates exactly as qubesd does (a :class:`RuleError`
+where qubesd would refuse the whole ``Set``), and :meth:`Rule.render` gives
+qubesd's own text, so comparing rendered rules is comparing canonical forms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import string
+
+ACTIONS = ("accept", "drop")
+PROTOCOLS = ("tcp", "udp", "icmp")
+SPECIAL_TARGETS = ("dns",)
+OPTION_ORDER = ("action", "expire", "dsthost", "proto", "specialtarget", "dstports", "icmptype", "comment")
+HOST_KEYS = ("dsthost", "dst4", "dst6")
+
+_SAFE = set(string.ascii_letters + string.digits + ":;,./-_[]")
+_SAFE_COMMENT = _SAFE | {" "}
+_HOSTNAME = set(string.ascii_lowercase + string.digits + "-._")
+
+
+class RuleError(ValueError):
+    """A rule qubesd would refuse; ``field`` names the option at fault."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One firewall rule in canonical form."""
+
+    action: str
+    dsthost: str | None = None
+    """``a.b.c.d/len``, ``ipv6/len`` or a hostname."""
+    dst_type: str | None = None
+    """``dst4``, ``dst6`` or ``dsthost`` (hostname)."""
+    proto: str | None = None
+    dstports: tuple[int, int] | None = None
+    icmptype: int | None = None
+    specialtarget: str | None = None
+    expire: int | None = None
+    comment: str | None = None
+
+    def render(self) -> str:
+        """The rule as ``admin.vm.firewall.Get`` returns it."""
+        parts = [f"action={self.action}"]
+        if self.expire is not None:
+            parts.append(f"expire={self.expire}")
+        if self.dsthost is not None:
+            parts.append(f"{self.dst_type}={self.dsthost}")
+        if self.proto is not None:
+            parts.append(f"proto={self.proto}")
+        if self.specialtarget is not None:
+            parts.append(f"specialtarget={self.specialtarget}")
+        if self.dstports is not None:
+            parts.append(f"dstports={self.dstports[0]}-{self.dstports[1]}")
+        if self.icmptype is not None:
+            parts.append(f"icmptype={self.icmptype}")
+        if self.comment is not None:
+            parts.append(f"comment={self.comment}")
+        return " ".join(parts)
+
+    def is_expired(self, now: float) -> bool:
+        """Whether an ``expire`` time has passed."""
+        return self.expire is not None and self.expire <= now
+
+    def as_dict(self) -> dict:
+        """The rule as data (keys as in the line syntax, only those set)."""
+        out: dict = {"action": self.action}
+        if self.dsthost is not None:
+            out["dsthost"] = self.dsthost
+        for key in ("proto", "specialtarget", "icmptype", "expire", "comment"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.dstports is not None:
+            low, high = self.dstports
+            out["dstports"] = str(low) if low == high else f"{low}-{high}"
+        return out
+
+
+def _check_charset(key: str, value: str) -> None:
+    allowed = _SAFE_COMMENT if key == "comment" else _SAFE
+    bad = sorted({c for c in value if c not in allowed})
+    if bad:
+        raise RuleError(f"{key}: forbidden character(s) {''.join(bad)!r}", key)
+
+
+def _is_ip(family: int, text: str) -> bool:
+    try:
+        socket.inet_pton(family, text)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def parse_host(value: str) -> tuple[str, str]:
+    """(dst_type, canonical text) for a dsthost value; RuleError if invalid."""
+    if value.count("/") > 1:
+        raise RuleError(f"dsthost: too many '/' in {value!r}", "dsthost")
+    host, sep, prefix = value.partition("/")
+    if not sep:
+        if _is_ip(socket.AF_INET6, host):
+            return "dst6", f"{host}/128"
+        if _is_ip(socket.AF_INET, host) and host.count(".") == 3:
+            return "dst4", f"{host}/32"
+        if not host:
+            raise RuleError("dsthost: empty host", "dsthost")
+        bad = sorted({c for c in host if c not in _HOSTNAME})
+        if bad:
+            raise RuleError(
+                f"dsthost: invalid hostname {host!r} (only lowercase letters, digits, '-', '.', '_'; "
+                f"not {''.join(bad)!r})", "dsthost")
+        return "dsthost", host
+    if not prefix.isdigit():
+        raise RuleError(f"dsthost: invalid prefix length in {value!r}", "dsthost")
+    length = int(prefix)
+    if _is_ip(socket.AF_INET6, host):
+        if length > 128:
+            raise RuleError(f"dsthost: an IPv6 prefix length must be at most 128, not {length}", "dsthost")
+        return "dst6", f"{host}/{length}"
+    if _is_ip(socket.AF_INET, host) and host.count(".") == 3:
+        if length > 32:
+            raise RuleError(f"dsthost: an IPv4 prefix length must be at most 32, not {length}", "dsthost")
+        return "dst4", f"{host}/{length}"
+    raise RuleError(f"dsthost: invalid IP address {host!r}", "dsthost")
+
+
+def parse_ports(value: str) -> tuple[int, int]:
+    """``N`` or ``N-M`` (0-65535, N <= M)."""
+    low, sep, high = value.partition("-")
+    if not sep:
+        high = low
+    if not (low.isdigit() and high.isdigit()):
+        raise RuleError(f"dstports: {value!r} is not a port or a range N-M", "dstports")
+    first, last = int(low), int(high)
+    if first > 65535 or last > 65535:
+        raise RuleError(f"dstports: {value!r} is out of range 0-65535", "dstports")
+    if first > last:
+        raise RuleError(f"dstports: range {value!r} ends before it starts", "dstports")
+    return first, last
+
+
+def make_rule(options: dict[str, str]) -> Rule:
+    """Build and validate a rule from ``key: text`` options (as in the line syntax)."""
+    values: dict = {}
+    for key, value in options.items():
+        if key in HOST_KEYS:
+            dst_type, host = parse_host(value)
+            if key != "dsthost" and key != dst_type:
+                raise RuleError(f"{key}: {value!r} is not an address of that family", key)
+            values["dsthost"], values["dst_type"] = host, dst_type
+        elif key == "action":
+            if value not in ACTIONS:
+                raise RuleError(f"action: expected accept or drop, not {value!r}", key)
+            values["action"] = value
+        elif key == "proto":
+            if value not in PROTOCOLS:
+                raise RuleError(f"proto: expected tcp, udp or icmp, not {value!r}", key)
+            values["proto"] = value
+        elif key == "specialtarget":
+            if value not in SPECIAL_TARGETS:
+                raise RuleError(f"specialtarget: expected dns, not {value!r}", key)
+            values["specialtarget"] = value
+        elif key == "dstports":
+            values["dstports"] = parse_ports(value)
+        elif key == "icmptype":
+            if not (value.isdigit() and len(value) <= 3 and int(value) <= 255):
+                raise RuleError(f"icmptype: expected a number 0-255, not {value!r}", key)
+            values["icmptype"] = int(value)
+        elif key == "expire":
+            if not value.isdigit():
+                raise RuleError(f"expire: expected seconds since the epoch, not {value!r}", key)
+            values["expire"] = int(value)
+        elif key == "comment":
+            _check_charset(key, value)
+            values["comment"] = value
+        else:
+            raise RuleError(f"unknown firewall option {key!r}", key)
+    if "action" not in values:
+        raise RuleError("a rule needs action=accept or action=drop", "action")
+    if "dstports" in values and values.get("proto") not in ("tcp", "udp"):
+        raise RuleError("dstports: valid only with proto tcp or udp", "dstports")
+    if "icmptype" in values and values.get("proto") != "icmp":
+        raise RuleError("icmptype: valid only with proto icmp", "icmptype")
+    return Rule(**values)
+
+
+def parse_rule(line: str) -> Rule:
+    """Parse one rule line the way qubesd does (any option order, dst4/dst6 synonyms)."""
+    head, sep, comment = line.partition("comment=")
+    options: dict[str, str] = {}
+    if sep and comment:
+        options["comment"] = comment
+    for field in head.strip().split(" "):
+        key, eq, value = field.partition("=")
+        if not eq:
+            raise RuleError(f"malformed option {field!r} (expected key=value)", key or None)
+        if key in options or (key in HOST_KEYS and any(k in options for k in HOST_KEYS)):
+            raise RuleError(f"option {key!r} given twice", key)
+        if key != "comment":
+            _check_charset(key, value)
+        options[key] = value
+    return make_rule(options)
+
+
+def parse_rules(text: str) -> list[Rule]:
+    """Parse a ``firewall.Set`` payload / ``firewall.Get`` reply (one rule per line)."""
+    return [parse_rule(line) for line in text.splitlines()]
+
+
+def render_rules(rules) -> str:
+    """The ``firewall.Get`` text for rules (LF-terminated lines)."""
+    return "".join(rule.render() + "\n" for rule in rules)
+
+
+DEFAULT_RULES = (Rule(action="accept"),)
+"""What a qube without firewall settings has: accept everything."""
