@@ -1,0 +1,360 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the corral.qubes collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The Qubes Admin API client: two transports and typed calls.
+
+* :class:`SocketTransport` talks to qubesd's socket in dom0
+  (``$QUBESD_SOCKET``, default ``/var/run/qubesd.sock``);
+* :class:`QrexecTransport` runs ``qrexec-client-vm`` from a management qube.
+
+:class:`AdminClient` frames requests with :mod:`wire`, parses replies with
+:mod:`formats`, and raises the typed errors of :mod:`wire`.  It counts its
+calls so callers (and benchmarks) can see what a run cost.  No Ansible
+imports: modules, tests and tools share it.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+from ansible_collections.corral.qubes.plugins.module_utils import formats, wire
+
+DEFAULT_SOCKET = "/var/run/qubesd.sock"
+DEFAULT_QREXEC_CLIENT = "qrexec-client-vm"
+QUBES_RELEASE_FILE = "/etc/qubes-release"
+
+
+class SocketTransport:
+    """One Unix-socket connection per call, as qubesd expects."""
+
+    def __init__(self, path: str | None = None, timeout: float | None = None):
+        self.path = path or os.environ.get("QUBESD_SOCKET") or DEFAULT_SOCKET
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"SocketTransport({self.path!r})"
+
+    def exchange(self, request: wire.Request) -> bytes:
+        """Send one request, half-close, and read the whole reply."""
+        data = request.encode()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self.path)
+            except OSError as exc:
+                raise wire.QubesDaemonCommunicationError(
+                    f"Failed to connect to qubesd service at {self.path}: {exc.strerror or exc}") from exc
+            chunks = []
+            try:
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+                while True:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+            except (ConnectionResetError, BrokenPipeError):
+                # qubesd aborts the connection on access denied / protocol
+                # errors; what arrived before the reset is the reply.
+                pass
+            except socket.timeout as exc:
+                raise wire.QubesDaemonCommunicationError(
+                    f"qubesd did not answer {request.method} within {self.timeout} s") from exc
+            return b"".join(chunks)
+        finally:
+            sock.close()
+
+
+class QrexecTransport:
+    """Calls from a management qube: ``qrexec-client-vm <dest> <method>[+<arg>]``.
+
+    The payload goes on stdin and the raw reply (same framing) comes on
+    stdout; a non-zero exit status means the qrexec policy refused the call.
+    """
+
+    def __init__(self, executable: str | None = None, timeout: float | None = None):
+        self.executable = executable or os.environ.get("QREXEC_CLIENT_VM") or DEFAULT_QREXEC_CLIENT
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"QrexecTransport({self.executable!r})"
+
+    def exchange(self, request: wire.Request) -> bytes:
+        """Run one qrexec call and return its stdout."""
+        argv = [self.executable, request.dest, request.call_name]
+        try:
+            proc = subprocess.run(  # noqa: S603 - fixed argv, no shell
+                argv, input=request.payload, capture_output=True, timeout=self.timeout, check=False)
+        except FileNotFoundError as exc:
+            raise wire.QubesDaemonCommunicationError(
+                f"{self.executable} not found: qrexec calls only work from inside a qube") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise wire.QubesDaemonCommunicationError(
+                f"{request.call_name} to {request.dest} did not finish within {self.timeout} s") from exc
+        if proc.returncode != 0:
+            detail = proc.stderr.decode("utf-8", "replace").strip()
+            raise wire.QubesDaemonAccessError(
+                f"Service call error: {request.call_name} to {request.dest} was refused "
+                f"(qrexec-client-vm exit status {proc.returncode})" + (f": {detail}" if detail else ""))
+        return proc.stdout
+
+
+def default_transport(socket_path: str | None = None, qrexec_client: str | None = None):
+    """The transport a caller in this place should use.
+
+    An explicit socket path, ``$QUBESD_SOCKET`` or a dom0 (``/etc/qubes-release``)
+    select the socket; otherwise, inside a qube, qrexec.
+    """
+    if socket_path or os.environ.get("QUBESD_SOCKET") or os.path.exists(QUBES_RELEASE_FILE):
+        return SocketTransport(socket_path)
+    if qrexec_client or os.environ.get("QREXEC_CLIENT_VM") or shutil.which(DEFAULT_QREXEC_CLIENT):
+        return QrexecTransport(qrexec_client)
+    return SocketTransport(socket_path)
+
+
+def encode_value(value) -> bytes:
+    """Encode a property/feature value the way qubesadmin does (None -> empty)."""
+    if value is None:
+        return b""
+    if isinstance(value, bool):
+        return b"True" if value else b"False"
+    return str(value).encode("utf-8")
+
+
+class AdminClient:
+    """Typed Admin API calls over a transport.
+
+    Every call goes through :meth:`call_bytes`, which records the method in
+    ``self.calls`` (a Counter) and the time spent in ``self.seconds``.
+    """
+
+    def __init__(self, transport=None):
+        self.transport = transport if transport is not None else default_transport()
+        self.calls: collections.Counter = collections.Counter()
+        self.seconds = 0.0
+
+    def __repr__(self) -> str:
+        return f"AdminClient({self.transport!r})"
+
+    # -- raw calls -----------------------------------------------------------
+
+    def call_bytes(self, method: str, dest: str = "dom0", arg: str = "", payload: bytes | str = b"") -> bytes:
+        """One call; the OK content as bytes, or a typed error."""
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        request = wire.Request(method=method, arg=arg or "", dest=dest, payload=payload)
+        started = time.monotonic()
+        try:
+            reply = self.transport.exchange(request)
+        finally:
+            self.calls[method] += 1
+            self.seconds += time.monotonic() - started
+        return wire.parse_reply(reply)
+
+    def call(self, method: str, dest: str = "dom0", arg: str = "", payload: bytes | str = b"") -> str:
+        """One call; the OK content as text."""
+        return self.call_bytes(method, dest, arg, payload).decode("utf-8")
+
+    # -- qubes ----------------------------------------------------------------
+
+    def vm_classes(self) -> list[str]:
+        """``admin.vmclass.List``."""
+        return formats.parse_lines(self.call("admin.vmclass.List"))
+
+    def list_vms(self, vm: str | None = None) -> dict[str, formats.VmListEntry]:
+        """``admin.vm.List``: every qube, or only ``vm``."""
+        return formats.parse_vm_list(self.call("admin.vm.List", vm or "dom0"))
+
+    def current_state(self, vm: str) -> dict:
+        """``admin.vm.CurrentState``."""
+        return formats.parse_current_state(self.call("admin.vm.CurrentState", vm))
+
+    def create(self, klass: str, name: str, label: str, template: str | None = None,
+               pool: str | None = None, pools: dict[str, str] | None = None) -> None:
+        """``admin.vm.Create.<klass>`` or, with a pool, ``admin.vm.CreateInPool.<klass>``."""
+        payload = f"name={name} label={label}"
+        method = f"admin.vm.Create.{klass}"
+        if pool or pools:
+            method = f"admin.vm.CreateInPool.{klass}"
+            if pool:
+                payload += f" pool={pool}"
+            for volume, volume_pool in sorted((pools or {}).items()):
+                payload += f" pool:{volume}={volume_pool}"
+        self.call(method, "dom0", template or "", payload)
+
+    def create_disposable(self, template: str | None = None) -> str:
+        """``admin.vm.CreateDisposable``; the new qube's name."""
+        return self.call("admin.vm.CreateDisposable", template or "dom0")
+
+    def remove(self, vm: str) -> None:
+        """``admin.vm.Remove``."""
+        self.call("admin.vm.Remove", vm)
+
+    def start(self, vm: str) -> None:
+        """``admin.vm.Start`` (a no-op for a qube that is not halted)."""
+        self.call("admin.vm.Start", vm)
+
+    def shutdown(self, vm: str, force: bool = False, wait: bool = False) -> None:
+        """``admin.vm.Shutdown`` with ``force`` / ``wait``."""
+        arg = "+".join(word for word, on in (("force", force), ("wait", wait)) if on)
+        self.call("admin.vm.Shutdown", vm, arg)
+
+    def kill(self, vm: str) -> None:
+        """``admin.vm.Kill``."""
+        self.call("admin.vm.Kill", vm)
+
+    def pause(self, vm: str) -> None:
+        """``admin.vm.Pause``."""
+        self.call("admin.vm.Pause", vm)
+
+    def unpause(self, vm: str) -> None:
+        """``admin.vm.Unpause``."""
+        self.call("admin.vm.Unpause", vm)
+
+    # -- properties (vm=None: global qubes-prefs) -----------------------------
+
+    @staticmethod
+    def _prop_call(vm: str | None, verb: str) -> tuple[str, str]:
+        if vm is None:
+            return f"admin.property.{verb}", "dom0"
+        return f"admin.vm.property.{verb}", vm
+
+    def property_list(self, vm: str | None = None) -> list[str]:
+        """``property.List``."""
+        method, dest = self._prop_call(vm, "List")
+        return formats.parse_lines(self.call(method, dest))
+
+    def property_get(self, vm: str | None, name: str) -> formats.PropertyValue:
+        """``property.Get``."""
+        method, dest = self._prop_call(vm, "Get")
+        return formats.parse_property(self.call(method, dest, name))
+
+    def property_get_all(self, vm: str | None = None) -> dict[str, formats.PropertyValue]:
+        """``property.GetAll``: every property in one call."""
+        method, dest = self._prop_call(vm, "GetAll")
+        return formats.parse_property_list_all(self.call(method, dest))
+
+    def property_get_default(self, vm: str | None, name: str) -> formats.PropertyValue | None:
+        """``property.GetDefault``; None when the property has no default."""
+        method, dest = self._prop_call(vm, "GetDefault")
+        return formats.parse_property_default(self.call(method, dest, name))
+
+    def property_set(self, vm: str | None, name: str, value) -> None:
+        """``property.Set`` (None sends an empty value: no qube for vm-type properties)."""
+        method, dest = self._prop_call(vm, "Set")
+        self.call(method, dest, name, encode_value(value))
+
+    def property_reset(self, vm: str | None, name: str) -> None:
+        """``property.Reset``: back to the default."""
+        method, dest = self._prop_call(vm, "Reset")
+        self.call(method, dest, name)
+
+    def property_help(self, vm: str | None, name: str) -> str:
+        """``property.Help``."""
+        method, dest = self._prop_call(vm, "Help")
+        return self.call(method, dest, name)
+
+    # -- features and tags ------------------------------------------------------
+
+    def feature_list(self, vm: str) -> list[str]:
+        """``admin.vm.feature.List``."""
+        return formats.parse_lines(self.call("admin.vm.feature.List", vm))
+
+    def feature_get(self, vm: str, name: str) -> str | None:
+        """``admin.vm.feature.Get``; None when the feature is not set."""
+        try:
+            return self.call("admin.vm.feature.Get", vm, name)
+        except wire.QubesFeatureNotFoundError:
+            return None
+
+    def feature_check(self, vm: str, name: str, via: str = "Template") -> str | None:
+        """``admin.vm.feature.CheckWith<via>``; None when no qube in the chain sets it."""
+        try:
+            return self.call(f"admin.vm.feature.CheckWith{via}", vm, name)
+        except wire.QubesFeatureNotFoundError:
+            return None
+
+    def feature_set(self, vm: str, name: str, value) -> None:
+        """``admin.vm.feature.Set`` (True -> "1", False/None -> "" as qubesadmin does)."""
+        if isinstance(value, bool) or value is None:
+            value = "1" if value else ""
+        self.call("admin.vm.feature.Set", vm, name, str(value))
+
+    def feature_remove(self, vm: str, name: str) -> None:
+        """``admin.vm.feature.Remove``."""
+        self.call("admin.vm.feature.Remove", vm, name)
+
+    def tag_list(self, vm: str) -> list[str]:
+        """``admin.vm.tag.List``."""
+        return formats.parse_lines(self.call("admin.vm.tag.List", vm))
+
+    def tag_get(self, vm: str, tag: str) -> bool:
+        """``admin.vm.tag.Get``."""
+        return self.call("admin.vm.tag.Get", vm, tag) == "1"
+
+    def tag_set(self, vm: str, tag: str) -> None:
+        """``admin.vm.tag.Set`` (idempotent)."""
+        self.call("admin.vm.tag.Set", vm, tag)
+
+    def tag_remove(self, vm: str, tag: str) -> None:
+        """``admin.vm.tag.Remove``."""
+        self.call("admin.vm.tag.Remove", vm, tag)
+
+    # -- firewall -----------------------------------------------------------------
+
+    def firewall_get(self, vm: str) -> list[str]:
+        """``admin.vm.firewall.Get``: the rule lines."""
+        return formats.parse_lines(self.call("admin.vm.firewall.Get", vm))
+
+    def firewall_set(self, vm: str, lines: list[str]) -> None:
+        """``admin.vm.firewall.Set``: replace all rules."""
+        self.call("admin.vm.firewall.Set", vm, "", formats.render_lines(lines))
+
+    def firewall_reload(self, vm: str) -> None:
+        """``admin.vm.firewall.Reload``."""
+        self.call("admin.vm.firewall.Reload", vm)
+
+    # -- volumes, labels, pools ---------------------------------------------------------
+
+    def volume_list(self, vm: str) -> list[str]:
+        """``admin.vm.volume.List``."""
+        return formats.parse_lines(self.call("admin.vm.volume.List", vm))
+
+    def volume_info(self, vm: str, volume: str) -> dict:
+        """``admin.vm.volume.Info`` with typed values."""
+        return formats.parse_volume_info(self.call("admin.vm.volume.Info", vm, volume))
+
+    def volume_resize(self, vm: str, volume: str, size: int) -> None:
+        """``admin.vm.volume.Resize`` to ``size`` bytes (grow only)."""
+        self.call("admin.vm.volume.Resize", vm, volume, str(int(size)))
+
+    def volume_list_snapshots(self, vm: str, volume: str) -> list[str]:
+        """``admin.vm.volume.ListSnapshots``."""
+        return formats.parse_lines(self.call("admin.vm.volume.ListSnapshots", vm, volume))
+
+    def label_list(self) -> list[str]:
+        """``admin.label.List``."""
+        return formats.parse_lines(self.call("admin.label.List"))
+
+    def label_get(self, label: str) -> str:
+        """``admin.label.Get``: the colour (``0xRRGGBB``)."""
+        return self.call("admin.label.Get", "dom0", label)
+
+    def label_index(self, label: str) -> int:
+        """``admin.label.Index``."""
+        return int(self.call("admin.label.Index", "dom0", label))
+
+    def pool_list(self) -> list[str]:
+        """``admin.pool.List``."""
+        return formats.parse_lines(self.call("admin.pool.List"))
+
+    def pool_info(self, pool: str) -> dict[str, str]:
+        """``admin.pool.Info``."""
+        return formats.parse_kv_lines(self.call("admin.pool.Info", "dom0", pool))
