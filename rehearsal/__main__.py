@@ -1,0 +1,193 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``python -m rehearsal``: run and use the rehearsal dom0.
+
+  serve   serve the Admin API on a Unix socket (state persisted in --state)
+  init    write a fresh state (what a new installation holds)
+  call    one raw Admin API call through the collection's client
+  demo    start a fresh rehearsal dom0 in the background and show it working
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+
+from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
+from ansible_collections.corral.qubes.plugins.module_utils import names, wire
+
+from rehearsal import observe, seed
+from rehearsal.dom0 import Dom0
+from rehearsal.model import Dom0State
+from rehearsal.server import RehearsalServer
+
+DEFAULT_SOCKET = "/var/run/qubesd.sock"
+
+
+def _add_state_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state", required=True, help="state directory (created if missing)")
+    parser.add_argument("--release", choices=names.RELEASES, default=names.DEFAULT_RELEASE,
+                        help="Qubes release to behave as, for a fresh state (default %(default)s)")
+    parser.add_argument("--templates", help="FEDORA,DEBIAN template names for a fresh state")
+    parser.add_argument("--extra-appvm", action="append", default=[], metavar="NAME",
+                        help="add an AppVM to a fresh state (repeatable)")
+    parser.add_argument("--host-memory", type=int, default=16384, metavar="MIB",
+                        help="host memory in MiB for a fresh state (default %(default)s)")
+
+
+def load_or_seed(args) -> Dom0State:
+    """The saved state, or a fresh one built from the options."""
+    state = Dom0State.load(args.state)
+    if state is None:
+        templates = tuple(args.templates.split(",")) if args.templates else None
+        if templates is not None and len(templates) != 2:
+            raise SystemExit("--templates takes two names: FEDORA,DEBIAN")
+        state = seed.fresh_state(args.release, templates, tuple(args.extra_appvm),
+                                 host_memory_mib=args.host_memory)
+        state.save(args.state)
+    return state
+
+
+def build_server(args) -> RehearsalServer:
+    """A server for the options of ``serve`` (and ``demo``)."""
+    state = load_or_seed(args)
+    dom0 = Dom0(state, args.state, shutdown_delay=args.shutdown_delay)
+    faults = observe.Faults(args.fault, args.latency)
+    return RehearsalServer(dom0, args.socket, observe.CallLog(args.call_log), faults, debug=args.debug)
+
+
+async def _serve(server: RehearsalServer, ready: threading.Event | None = None,
+                 stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if ready is None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    if ready is not None:
+        ready.set()
+    else:
+        print(f"rehearsal dom0 (R{server.dom0.release}) serving {server.socket_path}", flush=True)
+    await stop.wait()
+    await server.stop()
+
+
+def cmd_serve(args) -> int:
+    """Serve until SIGTERM/SIGINT."""
+    asyncio.run(_serve(build_server(args)))
+    return 0
+
+
+def cmd_init(args) -> int:
+    """Write a fresh state."""
+    if os.path.exists(args.state) and args.force:
+        shutil.rmtree(args.state)
+    if Dom0State.load(args.state) is not None:
+        print(f"{args.state} already holds a state (use --force to replace it)", file=sys.stderr)
+        return 1
+    load_or_seed(args)
+    print(f"fresh R{args.release} state written to {args.state}")
+    return 0
+
+
+def cmd_call(args) -> int:
+    """One call; prints the reply content, or the error class and message."""
+    client = client_mod.AdminClient(client_mod.SocketTransport(args.socket))
+    payload = args.payload.encode() if args.payload is not None else b""
+    try:
+        content = client.call_bytes(args.method, args.dest, args.arg or "", payload)
+    except wire.QubesException as exc:
+        print(f"{exc.exc_class}: {exc.message}", file=sys.stderr)
+        return 2
+    sys.stdout.write(content.decode("utf-8", "replace"))
+    if content and not content.endswith(b"\n"):
+        sys.stdout.write("\n")
+    return 0
+
+
+class BackgroundServer:
+    """A rehearsal dom0 served from a thread (for the demo and quick scripts)."""
+
+    def __init__(self, server: RehearsalServer):
+        self.server = server
+        self._ready = threading.Event()
+        self._loop = None
+        self._stop = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._loop.run_until_complete(_serve(self.server, self._ready, self._stop))
+
+    def __enter__(self):
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the rehearsal dom0 did not start")
+        return self
+
+    def __exit__(self, *exc):
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+def cmd_demo(args) -> int:
+    """Fresh state, background server, a short tour through the collection's client."""
+    if os.path.exists(args.state):
+        shutil.rmtree(args.state)
+    os.makedirs(os.path.dirname(os.path.abspath(args.socket)), exist_ok=True)
+    with BackgroundServer(build_server(args)):
+        from rehearsal import demo  # pylint: disable=import-outside-toplevel
+        demo.tour(client_mod.AdminClient(client_mod.SocketTransport(args.socket)), args)
+    print(f"\nState kept in {args.state}; serve it again with:\n"
+          f"  python -m rehearsal serve --state {args.state} --socket {args.socket} --call-log {args.call_log}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(prog="python -m rehearsal", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the Admin API")
+    demo = sub.add_parser("demo", help="start a fresh rehearsal dom0 and show it working")
+    for p in (serve, demo):
+        _add_state_options(p)
+        p.add_argument("--socket", default=DEFAULT_SOCKET, help="socket path (default %(default)s)")
+        p.add_argument("--call-log", help="append one JSON line per call to this file")
+        p.add_argument("--fault", action="append", default=[], metavar="METHOD:N[+]:fail|drop",
+                       help="fail or drop the Nth call of METHOD (N+: from the Nth on)")
+        p.add_argument("--latency", action="append", default=[], metavar="METHOD:MS",
+                       help="delay each call of METHOD (* for all) by MS milliseconds")
+        p.add_argument("--shutdown-delay", type=float, default=0.1, metavar="SECONDS",
+                       help="how long a qube stays Halting after a shutdown (default %(default)s)")
+        p.add_argument("--debug", action="store_true", help="print tracebacks of aborted requests")
+    demo.set_defaults(func=cmd_demo)
+    serve.set_defaults(func=cmd_serve)
+
+    init = sub.add_parser("init", help="write a fresh state")
+    _add_state_options(init)
+    init.add_argument("--force", action="store_true", help="replace an existing state")
+    init.set_defaults(func=cmd_init)
+
+    call = sub.add_parser("call", help="one raw Admin API call")
+    call.add_argument("method")
+    call.add_argument("dest", nargs="?", default="dom0")
+    call.add_argument("--arg", default="")
+    call.add_argument("--payload")
+    call.add_argument("--socket", default=os.environ.get("QUBESD_SOCKET", DEFAULT_SOCKET))
+    call.set_defaults(func=cmd_call)
+
+    args = parser.parse_args(argv)
+    if getattr(args, "call_log", "unset") is None and args.command == "demo":
+        args.call_log = os.path.join(tempfile.gettempdir(), "rehearsal-demo-calls.jsonl")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
