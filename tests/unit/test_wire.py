@@ -29,6 +29,10 @@ def test_request_round_trip(method, arg, dest, payload):
     assert wire.parse_request(req.encode()) == req
 
 
+def test_destination_keeps_further_spaces():
+    assert wire.parse_request(b"admin.vm.List+ dom0 name bad name\x00").dest == "bad name"
+
+
 def test_keyword_adminvm_is_dom0():
     req = wire.parse_request(b"admin.vm.List+ dom0 keyword adminvm\x00")
     assert (req.dest_type, req.dest) == ("name", "dom0")
@@ -37,7 +41,7 @@ def test_keyword_adminvm_is_dom0():
 @pytest.mark.parametrize("data", [
     b"admin.vm.List+ dom0 name dom0",            # no NUL
     b"admin.vm.List+ dom0 name\x00",             # three fields
-    b"admin.vm.List+ dom0 name dom0 extra\x00",  # five fields
+    b"admin.vm.List+  dom0 name dom0\x00",       # a doubled space shifts the fields
     b"admin.vm.List+ dom0 uuid dom0\x00",        # unknown dest type
     b"+arg dom0 name dom0\x00",                  # no method
     b"admin.vm.List+ d\xc3\xb6m0 name dom0\x00",  # not ASCII
@@ -63,13 +67,13 @@ def test_exception_reply_is_typed_and_keeps_class_and_message():
 def test_property_value_error_is_a_value_error():
     with pytest.raises(wire.QubesValueError) as info:
         wire.parse_reply(b"2\x00QubesPropertyValueError\x00\x00Can't set netvm to non-existing qube nosuchvm\x00")
-    assert type(info.value) is wire.QubesPropertyValueError
+    assert info.value.__class__ is wire.QubesPropertyValueError
 
 
 def test_unknown_exception_class_falls_back_and_keeps_name():
     with pytest.raises(wire.QubesException) as info:
         wire.parse_reply(b"2\x00QubesSomethingNewError\x00\x00new\x00")
-    assert type(info.value) is wire.QubesException
+    assert info.value.__class__ is wire.QubesException
     assert info.value.exc_class == "QubesSomethingNewError"
 
 

@@ -1,0 +1,117 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Test harness: a real rehearsal dom0 process on a real Unix socket."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
+from rehearsal import observe
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def raw_exchange(path: str, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send bytes, half-close, read until EOF (or a reset): exactly what a client sees."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        sock.close()
+
+
+class RehearsalDom0:
+    """A ``python -m rehearsal serve`` process with its own state, socket and call log."""
+
+    def __init__(self, directory: pathlib.Path, release: str = "4.3", extra_args=()):
+        self.directory = directory
+        self.state_dir = str(directory / "state")
+        self.socket = str(directory / "qubesd.sock")
+        self.call_log = str(directory / "calls.jsonl")
+        self.release = release
+        self.extra_args = list(extra_args)
+        self.proc = None
+
+    def start(self, extra_args=None) -> RehearsalDom0:
+        """Start the server and wait until it answers."""
+        args = [sys.executable, "-m", "rehearsal", "serve", "--state", self.state_dir, "--socket", self.socket,
+                "--call-log", self.call_log, "--release", self.release, "--debug",
+                *(self.extra_args if extra_args is None else extra_args)]
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"rehearsal dom0 exited: {self.proc.stdout.read().decode()}")
+            if os.path.exists(self.socket):
+                try:
+                    raw_exchange(self.socket, b"admin.vmclass.List+ dom0 name dom0\x00", timeout=2)
+                    return self
+                except OSError:
+                    pass
+            time.sleep(0.02)
+        raise RuntimeError("rehearsal dom0 did not come up")
+
+    def stop(self) -> str:
+        """Stop with SIGTERM (as a service manager would); return its output."""
+        if self.proc is None:
+            return ""
+        self.proc.terminate()
+        try:
+            out, _err = self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _err = self.proc.communicate()
+        self.proc = None
+        return out.decode(errors="replace")
+
+    def restart(self) -> RehearsalDom0:
+        """Stop and start again on the same state."""
+        self.stop()
+        return self.start()
+
+    @property
+    def alive(self) -> bool:
+        """The process still runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def client(self) -> client_mod.AdminClient:
+        """A fresh client on this dom0's socket."""
+        return client_mod.AdminClient(client_mod.SocketTransport(self.socket, timeout=30))
+
+    def raw(self, data: bytes) -> bytes:
+        """One raw exchange."""
+        return raw_exchange(self.socket, data)
+
+    def calls(self) -> list[dict]:
+        """The call log so far."""
+        return observe.read_call_log(self.call_log)
+
+    def mark(self) -> int:
+        """A position in the call log, for :meth:`calls_since`."""
+        return len(self.calls())
+
+    def calls_since(self, mark: int) -> list[dict]:
+        """Calls logged after ``mark``."""
+        return self.calls()[mark:]
+
+    def writes_since(self, mark: int) -> list[dict]:
+        """Successful state-changing calls after ``mark``."""
+        return [c for c in self.calls_since(mark) if c.get("mutating") and c.get("result") == "ok"]

@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""admin.Events: a stream that starts with connection-established."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from ansible_collections.corral.qubes.plugins.module_utils import wire
+
+
+def _subscribe(path: str, dest: str = "dom0") -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.connect(path)
+    sock.sendall(f"admin.Events+ dom0 name {dest}\x00".encode())
+    sock.shutdown(socket.SHUT_WR)
+    return sock
+
+
+def _collect(sock: socket.socket, until: str, seconds: float = 5.0):
+    buffer, events, deadline = b"", [], time.monotonic() + seconds
+    while time.monotonic() < deadline and not any(e[1] == until for e in events):
+        buffer += sock.recv(65536)
+        parsed, buffer = wire.parse_events(buffer)
+        events += parsed
+    return events
+
+
+def test_event_stream(dom0):
+    sock = _subscribe(dom0.socket)
+    try:
+        assert _collect(sock, "connection-established")[0] == ("", "connection-established", {})
+        client = dom0.client()
+        client.property_set("sys-net", "memory", 512)
+        client.create("AppVM", "work", "blue")
+        client.start("sys-net")
+        events = _collect(sock, "domain-start")
+    finally:
+        sock.close()
+    assert ("sys-net", "property-set:memory", {"name": "memory", "newvalue": "512", "oldvalue": "400"}) in events
+    assert ("", "domain-add", {"vm": "work"}) in events
+    assert ("work", "domain-tag-add:created-by-dom0", {"tag": "created-by-dom0"}) in events
+    assert any(e[:2] == ("sys-net", "domain-start") for e in events)
+
+
+def test_event_stream_for_one_qube(dom0):
+    sock = _subscribe(dom0.socket, "sys-firewall")
+    try:
+        _collect(sock, "connection-established")
+        client = dom0.client()
+        client.property_set("sys-net", "memory", 512)
+        client.property_set("sys-firewall", "memory", 513)
+        events = _collect(sock, "property-set:memory")
+    finally:
+        sock.close()
+    assert {e[0] for e in events} == {"sys-firewall"}
+
+
+def test_closed_subscribers_are_dropped(dom0):
+    for _i in range(5):
+        _subscribe(dom0.socket).close()
+    dom0.client().property_set("sys-net", "memory", 600)
+    assert dom0.alive
