@@ -97,9 +97,7 @@ def unescape_getall(value: str) -> str:
 def parse_property_list_all(content: str) -> dict[str, PropertyValue]:
     """Parse ``property.GetAll``: ``<name> default=.. type=.. <value>`` per line."""
     props: dict[str, PropertyValue] = {}
-    for line in content.splitlines():
-        if not line:
-            continue
+    for line in parse_lines(content):  # only LF separates lines; values may hold CR and others
         name, sep, rest = line.partition(" ")
         if not sep:
             raise ValueError(f"malformed GetAll line: {line!r}")

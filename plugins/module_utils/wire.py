@@ -237,7 +237,7 @@ def parse_request(data: bytes) -> Request:
         text = header.decode("ascii")
     except UnicodeDecodeError as exc:
         raise FramingError("header is not ASCII") from exc
-    fields = text.split(" ")
+    fields = text.split(" ", 3)  # the destination keeps any further spaces, as in qubesd
     if len(fields) != 4:
         raise FramingError(f"header has {len(fields)} fields, expected 4")
     method_arg, source, dest_type, dest = fields
