@@ -4,6 +4,8 @@
 import pathlib
 import sys
 
+from hypothesis import HealthCheck, settings
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 try:
@@ -15,3 +17,8 @@ except ImportError as exc:  # pragma: no cover - a setup problem, not a test res
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# Property tests run in CI on slow, cold machines: no wall-clock deadline or generation-speed
+# checks (they measure the machine, not the code), and no example database left in the tree.
+settings.register_profile("corral", deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("corral")
