@@ -19,7 +19,7 @@ from collections.abc import Callable
 from ansible_collections.corral.qubes.plugins.module_utils import firewall, formats, names, wire
 
 from rehearsal import properties
-from rehearsal.dom0 import CREATABLE, PROTECTED_FEATURES_43, VM_CLASSES, Dom0
+from rehearsal.dom0 import CREATABLE, DOM0_MEMORY_MIB, PROTECTED_FEATURES_43, VM_CLASSES, Dom0
 from rehearsal.model import Label, Qube
 
 
@@ -113,11 +113,8 @@ def check_request(call: Call, meth: Method) -> None:
 
 
 def admin_policy_allows(dom0: Dom0, source: Qube, service: str, arg: str, target: str) -> bool:
-    """The admin qrexec policy, as qubesd asks it to filter lists for calls from qubes.
-
-    The rehearsal has no policy grants yet, like a fresh dom0: nothing is allowed.
-    """
-    return getattr(dom0, "admin_policy", lambda *a: False)(source.name, service, arg, target)
+    """The admin qrexec policy, as qubesd asks it to filter lists for calls from qubes."""
+    return dom0.admin_policy(source.name, service, arg, target)
 
 
 # ===================================================================== listing
@@ -157,7 +154,6 @@ def vm_current_state(call: Call):
     """Memory, CPU time and power state."""
     dom0, qube = call.dom0, call.dest
     if qube.klass == "AdminVM":
-        from rehearsal.dom0 import DOM0_MEMORY_MIB  # pylint: disable=import-outside-toplevel
         mem, static, cpu = DOM0_MEMORY_MIB * 1024, dom0.state.host_memory_mib * 1024, int(time.monotonic() * 1e9)
     elif qube.is_halted:
         mem = static = cpu = 0
@@ -310,12 +306,7 @@ def vm_create_disposable(call: Call):
     if template is None or not dom0.value(template, "template_for_dispvms", False):
         raise wire.QubesException(
             "Refusing to create DispVM out of this AppVM, because template_for_dispvms=False")
-    label = dom0.value(template, "label")
-    dispid = dom0._new_dispid()  # pylint: disable=protected-access
-    qube = dom0.create("DispVM", f"disp{dispid}", label, template.name, creator=call.src.name)
-    qube.dispid = dispid
-    qube.props["auto_cleanup"] = True
-    qube.tags.add(f"disp-created-by-{call.src.name}")
+    qube = dom0.create_disposable(template, creator=call.src.name)
     if call.payload == b"uuid":
         return f"uuid:{qube.uuid}"
     return qube.name

@@ -37,6 +37,11 @@ DOM0_MEMORY_MIB = 4096
 """What dom0 itself keeps of the host's memory."""
 
 
+def deny_all(source: str, service: str, arg: str, target: str) -> bool:  # pylint: disable=unused-argument
+    """The admin policy of a fresh dom0 for list filtering: nothing is granted to qubes."""
+    return False
+
+
 class Dom0:
     """Runtime state and behaviour of the rehearsal dom0."""
 
@@ -47,6 +52,8 @@ class Dom0:
         self.shutdown_delay = shutdown_delay
         self.max_qid = 254 if self.release == "4.2" else 10000
         self.listeners: list = []
+        self.admin_policy = deny_all
+        """``admin_policy(source, service, arg, target) -> bool``: may a qube's call see ``target``?"""
         self.clone_tokens: dict[str, tuple[str, str]] = {}
         self._class_props: dict = {}
         self._next_xid = 1 + max((q.xid for q in state.domains.values()), default=0)
@@ -160,6 +167,9 @@ class Dom0:
                pool: str | None = None, pools: dict | None = None, creator: str = "dom0",
                uuid: str | None = None, qid: int | None = None) -> Qube:
         """Add a qube with its volumes, as admin.vm.Create does after parsing."""
+        dispid = self._new_dispid() if klass == "DispVM" else None
+        if klass == "DispVM" and not name:
+            name = f"disp{dispid}"
         if name in self.state.domains:
             raise wire.QubesValueError(f"VM {name} already exists")
         if klass in ("AppVM", "DispVM") and template is None:
@@ -169,8 +179,7 @@ class Dom0:
         qube = Qube(name=name, klass=klass, qid=qid if qid is not None else self.state.next_qid(self.max_qid),
                     uuid=uuid or self.state.new_uuid())
         qube.props["label"] = label
-        if klass == "DispVM":
-            qube.dispid = self._new_dispid()
+        qube.dispid = dispid
         if template is not None:
             properties.check_template(self, qube, template)
             qube.props["template"] = template
@@ -191,6 +200,15 @@ class Dom0:
         self.refresh_gui_tags(qube)
         if not self.value(None, "check_updates_vm", True):
             qube.features["check-updates"] = ""
+        return qube
+
+    def create_disposable(self, template: Qube, creator: str) -> Qube:
+        """admin.vm.CreateDisposable: ``disp<dispid>`` from a disposable template."""
+        qube = self.create("DispVM", "", self.value(template, "label"), template.name, creator=creator)
+        qube.props["auto_cleanup"] = True
+        tag = f"disp-created-by-{creator}"
+        qube.tags.add(tag)
+        self.fire(qube, f"domain-tag-add:{tag}", tag=tag)
         return qube
 
     def _new_dispid(self) -> int:
