@@ -42,7 +42,14 @@ class SocketTransport:
 
     def exchange(self, request: wire.Request) -> bytes:
         """Send one request, half-close, and read the whole reply."""
-        data = request.encode()
+        try:
+            return self.exchange_bytes(request.encode())
+        except socket.timeout as exc:
+            raise wire.QubesDaemonCommunicationError(
+                f"qubesd did not answer {request.method} within {self.timeout} s") from exc
+
+    def exchange_bytes(self, data: bytes) -> bytes:
+        """Send raw request bytes, half-close, and return every byte of the reply (b"" if aborted)."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(self.timeout)
@@ -64,9 +71,6 @@ class SocketTransport:
                 # qubesd aborts the connection on access denied / protocol
                 # errors; what arrived before the reset is the reply.
                 pass
-            except socket.timeout as exc:
-                raise wire.QubesDaemonCommunicationError(
-                    f"qubesd did not answer {request.method} within {self.timeout} s") from exc
             return b"".join(chunks)
         finally:
             sock.close()

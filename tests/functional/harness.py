@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import time
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
+from ansible_collections.corral.qubes.plugins.module_utils import wire
 from rehearsal import observe
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -18,24 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 def raw_exchange(path: str, data: bytes, timeout: float = 10.0) -> bytes:
     """Send bytes, half-close, read until EOF (or a reset): exactly what a client sees."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(path)
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        sock.close()
+    return client_mod.SocketTransport(path, timeout).exchange_bytes(data)
 
 
 class RehearsalDom0:
@@ -64,8 +47,8 @@ class RehearsalDom0:
                 try:
                     raw_exchange(self.socket, b"admin.vmclass.List+ dom0 name dom0\x00", timeout=2)
                     return self
-                except OSError:
-                    pass
+                except (OSError, wire.QubesDaemonCommunicationError):
+                    pass  # not listening yet (or a stale socket of a killed server)
             time.sleep(0.02)
         raise RuntimeError("rehearsal dom0 did not come up")
 

@@ -9,8 +9,9 @@ as source ($QREXEC_TEST_SOURCE), and services listed in $QREXEC_TEST_REFUSE are
 refused the way qrexec refuses them (exit status 126, message on stderr).
 """
 import os
-import socket
 import sys
+
+from ansible_collections.corral.qubes.plugins.module_utils.client import SocketTransport
 
 target, service = sys.argv[1], sys.argv[2]
 if service.split("+", 1)[0] in os.environ.get("QREXEC_TEST_REFUSE", "").split(","):
@@ -19,15 +20,5 @@ if service.split("+", 1)[0] in os.environ.get("QREXEC_TEST_REFUSE", "").split(",
 method_arg = service if "+" in service else service + "+"
 dest = "keyword adminvm" if target in ("dom0", "@adminvm") else f"name {target}"
 header = f"{method_arg} {os.environ['QREXEC_TEST_SOURCE']} {dest}\0".encode()
-sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-sock.connect(os.environ["QREXEC_TEST_SOCKET"])
-sock.sendall(header + sys.stdin.buffer.read())
-sock.shutdown(socket.SHUT_WR)
-while True:
-    try:
-        chunk = sock.recv(65536)
-    except ConnectionResetError:
-        break
-    if not chunk:
-        break
-    sys.stdout.buffer.write(chunk)
+transport = SocketTransport(os.environ["QREXEC_TEST_SOCKET"])
+sys.stdout.buffer.write(transport.exchange_bytes(header + sys.stdin.buffer.read()))

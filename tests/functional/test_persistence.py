@@ -12,6 +12,17 @@ import time
 from rehearsal.model import STATE_FILE, Dom0State
 
 
+def snapshot(client) -> dict:
+    """What a client can read of the qube 'work' and the globals."""
+    return {
+        "list": client.list_vms(), "props": client.property_get_all("work"),
+        "features": [(f, client.feature_get("work", f)) for f in client.feature_list("work")],
+        "tags": client.tag_list("work"), "fw": client.firewall_get("work"),
+        "private": client.volume_info("work", "private"), "globals": client.property_get_all(None),
+        "pools": client.pool_list(),
+    }
+
+
 def test_state_survives_a_restart(dom0):
     client = dom0.client()
     client.create("AppVM", "work", "blue")
@@ -22,31 +33,23 @@ def test_state_survives_a_restart(dom0):
     client.firewall_set("work", ["action=accept dsthost=198.51.100.0/24", "action=drop"])
     client.volume_resize("work", "private", 5 * 1024 ** 3)
     client.call("admin.vm.notes.Set", "work", "", "written before the restart")
-    before = {
-        "list": client.list_vms(), "props": client.property_get_all("work"),
-        "features": [(f, client.feature_get("work", f)) for f in client.feature_list("work")],
-        "tags": client.tag_list("work"), "fw": client.firewall_get("work"),
-        "private": client.volume_info("work", "private"), "globals": client.property_get_all(None),
-        "pools": client.pool_list(),
-    }
+    before = snapshot(client)
     dom0.restart()
     client = dom0.client()
-    after = {
-        "list": client.list_vms(), "props": client.property_get_all("work"),
-        "features": [(f, client.feature_get("work", f)) for f in client.feature_list("work")],
-        "tags": client.tag_list("work"), "fw": client.firewall_get("work"),
-        "private": client.volume_info("work", "private"), "globals": client.property_get_all(None),
-        "pools": client.pool_list(),
-    }
+    after = snapshot(client)
     assert after == before
     assert client.call("admin.vm.notes.Get", "work") == "written before the restart"
 
 
-def test_running_qubes_stay_running_and_halting_ones_settle(dom0):
+def test_running_qubes_stay_running_and_halting_ones_settle(dom0_factory):
+    dom0 = dom0_factory(extra_args=["--shutdown-delay", "60"], name="slowhalt")
     client = dom0.client()
-    client.start("sys-net")
+    client.start("default-dvm")          # and its netvm chain
+    client.shutdown("default-dvm")       # stays Halting for a minute
+    assert client.list_vms()["default-dvm"].state == "Halting"
     dom0.restart()
-    assert dom0.client().list_vms()["sys-net"].state == "Running"
+    states = {name: entry.state for name, entry in dom0.client().list_vms().items()}
+    assert (states["sys-net"], states["sys-firewall"], states["default-dvm"]) == ("Running", "Running", "Halted")
 
 
 def test_state_file_is_always_complete_while_killed_mid_writes(dom0):
