@@ -46,13 +46,6 @@ def vm_name_error(name: str, release: str = DEFAULT_RELEASE) -> str | None:
     return None
 
 
-def vm_name_rules(release: str = DEFAULT_RELEASE) -> str:
-    """The naming rule in one sentence, for error messages that say what is expected."""
-    chars = "letters, digits, '_', '-'" + (" and '.'" if release != "4.2" else "")
-    return (f"a qube name is 1-{VM_NAME_MAX} characters: a letter first, then {chars}; "
-            "not 'none', 'default' or 'Domain-0', and not ending in '-dm'")
-
-
 def tag_error(tag: str) -> str | None:
     """Why ``tag`` is not a valid tag (qubesd: letters, digits, '_' and '-')."""
     if not isinstance(tag, str) or not _TAG.match(tag):

@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``python -m rehearsal``: init, call, demo (what ``make rehearse`` runs)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from harness import ROOT
+
+
+def rehearsal(*args, check=False):
+    return subprocess.run([sys.executable, "-m", "rehearsal", *args], cwd=ROOT, capture_output=True, text=True,
+                          check=check, timeout=120)
+
+
+def test_init_writes_a_fresh_state_once(tmp_path):
+    state = tmp_path / "state"
+    assert rehearsal("init", "--state", str(state), "--release", "4.2").returncode == 0
+    assert json.loads((state / "qubes.json").read_text())["release"] == "4.2"
+    again = rehearsal("init", "--state", str(state))
+    assert again.returncode == 1 and "already holds a state" in again.stderr
+    assert rehearsal("init", "--state", str(state), "--force").returncode == 0
+    assert json.loads((state / "qubes.json").read_text())["release"] == "4.3"
+
+
+def test_init_refuses_bad_templates_option(tmp_path):
+    result = rehearsal("init", "--state", str(tmp_path / "s"), "--templates", "only-one")
+    assert result.returncode != 0 and "two names" in result.stderr
+
+
+def test_call(dom0):
+    listed = rehearsal("call", "admin.vm.List", "sys-net", "--socket", dom0.socket)
+    assert listed.returncode == 0 and listed.stdout.startswith("sys-net class=AppVM state=Halted uuid=")
+    got = rehearsal("call", "admin.vm.property.Get", "sys-net", "--arg", "netvm", "--socket", dom0.socket)
+    assert got.stdout == "default=False type=vm \n"
+    assert rehearsal("call", "admin.vm.property.Set", "sys-net", "--arg", "memory", "--payload", "512",
+                     "--socket", dom0.socket).returncode == 0
+    assert dom0.client().property_get("sys-net", "memory").native == 512
+    failed = rehearsal("call", "admin.vm.List", "nosuch", "--socket", dom0.socket)
+    assert failed.returncode == 2 and failed.stderr == "QubesVMNotFoundError: No such domain: 'nosuch'\n"
+
+
+def test_demo_tours_a_fresh_dom0(tmp_path):
+    result = rehearsal("demo", "--state", str(tmp_path / "state"), "--socket", str(tmp_path / "qubesd.sock"),
+                       "--call-log", str(tmp_path / "calls.jsonl"), check=True)
+    out = result.stdout
+    assert "sys-firewall" in out and "fedora-42-xfce" in out
+    assert "work's firewall as qubesd keeps it:\n  action=accept dst4=198.51.100.0/24" in out
+    assert "QubesValueError: The default-dvm qube does not provide network" in out
+    assert "QubesVMInUseError: Domain is in use: 'fedora-42-xfce'" in out
+    assert "successful writes" in out
+    assert (tmp_path / "state" / "qubes.json").exists()
