@@ -21,7 +21,7 @@ import threading
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import names, wire
 
-from rehearsal import observe, seed
+from rehearsal import demo, observe, seed
 from rehearsal.dom0 import Dom0
 from rehearsal.model import Dom0State
 from rehearsal.server import RehearsalServer
@@ -31,8 +31,9 @@ DEFAULT_SOCKET = "/var/run/qubesd.sock"
 
 def _add_state_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", required=True, help="state directory (created if missing)")
-    parser.add_argument("--release", choices=names.RELEASES, default=names.DEFAULT_RELEASE,
-                        help="Qubes release to behave as, for a fresh state (default %(default)s)")
+    parser.add_argument("--release", choices=names.RELEASES,
+                        help=f"Qubes release to behave as (a fresh state: default {names.DEFAULT_RELEASE}; "
+                             "an existing state keeps its own)")
     parser.add_argument("--templates", help="FEDORA,DEBIAN template names for a fresh state")
     parser.add_argument("--extra-appvm", action="append", default=[], metavar="NAME",
                         help="add an AppVM to a fresh state (repeatable)")
@@ -43,7 +44,11 @@ def _add_state_options(parser: argparse.ArgumentParser) -> None:
 def load_or_seed(args) -> Dom0State:
     """The saved state, or a fresh one built from the options."""
     state = Dom0State.load(args.state)
+    if state is not None and args.release and args.release != state.release:
+        raise SystemExit(f"{args.state} holds an R{state.release} state; --release {args.release} "
+                         "needs a fresh state (python -m rehearsal init --force ...)")
     if state is None:
+        args.release = args.release or names.DEFAULT_RELEASE
         templates = tuple(args.templates.split(",")) if args.templates else None
         if templates is not None and len(templates) != 2:
             raise SystemExit("--templates takes two names: FEDORA,DEBIAN")
@@ -91,7 +96,7 @@ def cmd_init(args) -> int:
         print(f"{args.state} already holds a state (use --force to replace it)", file=sys.stderr)
         return 1
     load_or_seed(args)
-    print(f"fresh R{args.release} state written to {args.state}")
+    print(f"fresh R{args.release or names.DEFAULT_RELEASE} state written to {args.state}")
     return 0
 
 
@@ -141,9 +146,9 @@ def cmd_demo(args) -> int:
     if os.path.exists(args.state):
         shutil.rmtree(args.state)
     os.makedirs(os.path.dirname(os.path.abspath(args.socket)), exist_ok=True)
-    with BackgroundServer(build_server(args)):
-        from rehearsal import demo  # pylint: disable=import-outside-toplevel
-        demo.tour(client_mod.AdminClient(client_mod.SocketTransport(args.socket)), args)
+    server = build_server(args)
+    with BackgroundServer(server):
+        demo.tour(client_mod.AdminClient(client_mod.SocketTransport(args.socket)), args, server.dom0.release)
     print(f"\nState kept in {args.state}; serve it again with:\n"
           f"  python -m rehearsal serve --state {args.state} --socket {args.socket} --call-log {args.call_log}")
     return 0

@@ -29,9 +29,9 @@ def _qubes_table(client) -> str:
     return _table(rows, ("NAME", "CLASS", "STATE", "LABEL", "TEMPLATE", "NETVM", "IP"))
 
 
-def tour(client, args) -> None:
+def tour(client, args, release: str) -> None:
     """Print what a fresh rehearsal dom0 holds, change it, and show the call log."""
-    print(f"== A fresh rehearsal dom0 (Qubes R{args.release}) on {args.socket}\n")
+    print(f"== A fresh rehearsal dom0 (Qubes R{release}) on {args.socket}\n")
     print(_qubes_table(client))
     prefs = client.property_get_all(None)
     print("\n== Global preferences (qubes-prefs)")

@@ -25,6 +25,13 @@ def test_init_writes_a_fresh_state_once(tmp_path):
     assert json.loads((state / "qubes.json").read_text())["release"] == "4.3"
 
 
+def test_an_existing_state_keeps_its_release(tmp_path):
+    state = tmp_path / "state"
+    rehearsal("init", "--state", str(state), "--release", "4.2", check=True)
+    result = rehearsal("serve", "--state", str(state), "--socket", str(tmp_path / "s.sock"), "--release", "4.3")
+    assert result.returncode != 0 and "holds an R4.2 state" in result.stderr
+
+
 def test_init_refuses_bad_templates_option(tmp_path):
     result = rehearsal("init", "--state", str(tmp_path / "s"), "--templates", "only-one")
     assert result.returncode != 0 and "two names" in result.stderr
