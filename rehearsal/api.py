@@ -1,17 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The Admin API methods of the rehearsal dom0.
+"""The Admin API methods of the rehearsal dom0 (devices: :mod:`rehearsal.devices`).
 
-Every method is registered with the rules qubesd applies before its body
-runs: whether the destination must be dom0, whether an argument and a
-payload are allowed, whether it writes state.  Breaking one of those rules
-gets an empty reply, like qubesd's ProtocolError; a handler raises the typed
-errors of :mod:`wire` where qubesd answers with an exception, and any other
-exception where qubesd aborts.
+A handler raises the typed errors of :mod:`wire` where qubesd answers with
+an exception, and any other exception where qubesd aborts (empty reply).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import time
 from collections.abc import Callable
@@ -19,102 +14,9 @@ from collections.abc import Callable
 from ansible_collections.corral.qubes.plugins.module_utils import firewall, formats, names, wire
 
 from rehearsal import properties
-from rehearsal.dom0 import CREATABLE, DOM0_MEMORY_MIB, PROTECTED_FEATURES_43, VM_CLASSES, Dom0
+from rehearsal.dom0 import DOM0_MEMORY_MIB, PROTECTED_FEATURES_43, VM_CLASSES, Dom0
 from rehearsal.model import Label, Qube
-
-
-class ProtocolError(Exception):
-    """A request qubesd refuses without an answer (empty reply)."""
-
-
-class PermissionDenied(Exception):
-    """A call the permission checks refuse (empty reply)."""
-
-
-@dataclasses.dataclass
-class Call:
-    """One request, resolved."""
-
-    dom0: Dom0
-    request: wire.Request
-    src: Qube
-    dest: Qube
-
-    @property
-    def arg(self) -> str:
-        """The method argument."""
-        return self.request.arg
-
-    @property
-    def payload(self) -> bytes:
-        """The request payload."""
-        return self.request.payload
-
-    def enforce(self, condition: bool) -> None:
-        """qubesd's enforce(): a failed condition is a protocol error (empty reply)."""
-        if not condition:
-            raise ProtocolError("enforce failed")
-
-
-@dataclasses.dataclass(frozen=True)
-class Method:
-    """A registered Admin API method."""
-
-    name: str
-    func: Callable
-    scope: str = "local"
-    """global: dest must be dom0; local: any qube; vm: any qube but dom0."""
-    write: bool = False
-    payload: bool = False
-    arg: str = "none"
-    """none, required or optional."""
-    releases: tuple = ("4.2", "4.3")
-    stream: bool = False
-
-
-METHODS: dict[str, Method] = {}
-
-
-def method(name: str, **options):
-    """Register a handler."""
-    def register(func):
-        METHODS[name] = Method(name=name, func=func, **options)
-        return func
-    return register
-
-
-def find_method(dom0: Dom0, name: str) -> Method | None:
-    """The method for a name in this release (Create.<Class> and device.<class>.* included)."""
-    found = METHODS.get(name)
-    if found is None:
-        for prefix in ("admin.vm.Create.", "admin.vm.CreateInPool."):
-            if name.startswith(prefix) and name[len(prefix):] in CREATABLE:
-                found = METHODS[prefix + "*"]
-        match = re.fullmatch(r"admin\.vm\.device\.([a-z]+)\.([A-Za-z]+)", name)
-        if match and match.group(1) in DEVICE_CLASSES:
-            found = METHODS.get(f"admin.vm.device.*.{match.group(2)}")
-    if found is None or dom0.release not in found.releases:
-        return None
-    return found
-
-
-def check_request(call: Call, meth: Method) -> None:
-    """The checks qubesd makes before a handler's body."""
-    if not meth.payload and call.payload:
-        raise ProtocolError("unexpected payload")
-    if meth.arg == "none" and call.arg:
-        raise ProtocolError("unexpected argument")
-    if meth.arg == "required" and not call.arg:
-        raise ProtocolError("expected an argument")
-    if meth.scope == "global" and call.dest.name != "dom0":
-        raise ProtocolError("expected destination to be dom0")
-    if meth.scope == "vm" and call.dest.klass == "AdminVM":
-        raise ProtocolError("expected destination to not be dom0")
-
-
-def admin_policy_allows(dom0: Dom0, source: Qube, service: str, arg: str, target: str) -> bool:
-    """The admin qrexec policy, as qubesd asks it to filter lists for calls from qubes."""
-    return dom0.admin_policy(source.name, service, arg, target)
+from rehearsal.registry import Call, PermissionDenied, ProtocolError, admin_policy_allows, method
 
 
 # ===================================================================== listing
@@ -788,7 +690,7 @@ def pool_list_drivers(call: Call):
     return "file dir_path revisions_to_keep ephemeral_volatile\nlinux-kernel dir_path\n"
 
 
-# ===================================================================== notes, devices
+# ===================================================================== notes
 
 
 @method("admin.vm.notes.Get", scope="vm", arg="optional", releases=("4.3",))
@@ -804,89 +706,6 @@ def notes_set(call: Call):
     call.dest.notes = "".join(c if (c.isprintable() or c in "\t\n") else "_" for c in text)
 
 
-DEVICE_CLASSES = ("pci", "block", "usb", "mic")
-
-
-@method("admin.deviceclass.List", scope="global")
-def deviceclass_list(call: Call):
-    """Device classes."""
-    return formats.render_lines(DEVICE_CLASSES)
-
-
-def _device_class(call: Call) -> str:
-    return call.request.method.split(".")[3]
-
-
-def _serialize(items) -> str:
-    return " ".join(f"{key}='{str(value).replace(chr(39), chr(92) + chr(39))}'" for key, value in items)
-
-
-def _assignments(call: Call):
-    devclass = _device_class(call)
-    for item in sorted(call.dest.devices.get(devclass, []), key=lambda a: (a["backend"], a["port_id"])):
-        if call.arg and call.arg != f"{item['backend']}+{item['port_id']}":
-            continue
-        yield item
-
-
-@method("admin.vm.device.*.Available", arg="optional")
-def device_available(call: Call):
-    """Devices this qube offers (dom0: the host's PCI devices)."""
-    if _device_class(call) != "pci" or call.dest.klass != "AdminVM":
-        return ""
-    lines = []
-    for port, info in sorted(call.dom0.state.pci_devices.items()):
-        if call.arg and call.arg != port:
-            continue
-        if call.dom0.release == "4.2":
-            lines.append(f"{port} description={info['description']}\n")
-        else:
-            items = [("device_id", info["device_id"]), ("port_id", port), ("devclass", "pci"),
-                     ("backend_domain", "dom0"), ("description", info["description"])]
-            lines.append(f"{port}:{info['device_id']} {_serialize(items)}\n")
-    return "".join(lines)
-
-
-def _assigned_lines(call: Call) -> str:
-    lines = []
-    for item in _assignments(call):
-        items = [("device_id", item["device_id"]), ("port_id", item["port_id"]),
-                 ("devclass", _device_class(call)), ("backend_domain", item["backend"]),
-                 ("mode", item.get("mode", "required")), ("frontend_domain", call.dest.name)]
-        items += [(f"_{key}", value) for key, value in sorted(item.get("options", {}).items())]
-        lines.append(f"{item['backend']}+{item['port_id']}:{item['device_id']} {_serialize(items)}\n")
-    return "".join(lines)
-
-
-@method("admin.vm.device.*.Assigned", arg="optional", releases=("4.3",))
-def device_assigned(call: Call):
-    """Device assignments of this qube (R4.3)."""
-    return _assigned_lines(call)
-
-
-@method("admin.vm.device.*.Attached", arg="optional", releases=("4.3",))
-def device_attached(call: Call):
-    """Devices attached now: the assignments, while the qube runs (R4.3)."""
-    return _assigned_lines(call) if call.dest.is_running else ""
-
-
-@method("admin.vm.device.*.List", arg="optional", releases=("4.2",))
-def device_list(call: Call):
-    """Persistent attachments of this qube (R4.2)."""
-    lines = []
-    for item in _assignments(call):
-        opts = " ".join(f"{k}={v}" for k, v in sorted(item.get("options", {}).items()))
-        lines.append(f"{item['backend']}+{item['port_id']} {opts + ' ' if opts else ''}persistent=yes\n")
-    return "".join(lines)
-
-
-@method("admin.vm.device.denied.List", releases=("4.3",))
-def device_denied_list(call: Call):
-    """Denied device interfaces, 7 characters each (no trailing newline)."""
-    value = call.dom0.value(call.dest, "devices_denied") or ""
-    return "\n".join(value[i:i + 7] for i in range(0, len(value), 7))
-
-
 # ===================================================================== events
 
 
@@ -894,6 +713,3 @@ def device_denied_list(call: Call):
 def events(call: Call):
     """Handled by the server: a stream of events (all, or one qube's)."""
     raise AssertionError("admin.Events is a stream")  # pragma: no cover
-
-
-EVENTS_FILTERED = ("admin-permission:", "device-get:", "device-list:", "device-list-attached:")

@@ -386,6 +386,7 @@ class Dom0:
         qube.power_state = "Halted"
         qube.xid = -1
         qube.start_time = None
+        qube.attached = {}
 
     def _finish_halt(self, qube: Qube) -> None:
         if self.state.domains.get(qube.name) is not qube or qube.power_state != "Halting":

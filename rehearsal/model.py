@@ -84,7 +84,9 @@ class Qube:
     """Rule lines as qubesd stores them; None: no firewall.xml (accept everything)."""
     volumes: dict = dataclasses.field(default_factory=dict)
     devices: dict = dataclasses.field(default_factory=dict)
-    """Device assignments: devclass -> list of {port_id, device_id, backend, mode, options}."""
+    """Device assignments: devclass -> list of {backend, port_id, device_id, mode, options}."""
+    attached: dict = dataclasses.field(default_factory=dict)
+    """Manual (non-persistent) attachments while running, same shape as ``devices``."""
     notes: str = ""
     power_state: str = "Halted"
     xid: int = -1

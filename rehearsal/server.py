@@ -16,7 +16,7 @@ import traceback
 
 from ansible_collections.corral.qubes.plugins.module_utils import wire
 
-from rehearsal import api, observe
+from rehearsal import observe, registry
 from rehearsal.dom0 import Dom0
 
 
@@ -124,7 +124,7 @@ class RehearsalServer:
             self.log_unparsed(len(data), f"framing: {exc}")
             conn.reply(None)
             return
-        meth = api.find_method(self.dom0, request.method)
+        meth = registry.find_method(self.dom0, request.method)
         mutating = bool(meth and meth.write)
         fault, latency = self.faults.next_call(request.method)
         if latency:
@@ -166,9 +166,9 @@ class RehearsalServer:
         src = self.dom0.resolve(request.source)
         dest = self.dom0.resolve(request.dest)
         if meth is None:
-            raise api.ProtocolError(f"no such method: {request.method!r}")
-        call = api.Call(self.dom0, request, src, dest)
-        api.check_request(call, meth)
+            raise registry.ProtocolError(f"no such method: {request.method!r}")
+        call = registry.Call(self.dom0, request, src, dest)
+        registry.check_request(call, meth)
         if meth.stream:
             self._stream_events(call, conn)
             return _STREAMING
@@ -177,17 +177,17 @@ class RehearsalServer:
             result = await result
         return wire.encode_ok(result if result is not None else b"")
 
-    def _stream_events(self, call: api.Call, conn: _Connection) -> None:
+    def _stream_events(self, call: registry.Call, conn: _Connection) -> None:
         dom0 = self.dom0
         only = None if call.dest.name == "dom0" else call.dest.name
         from_qube = call.src.klass != "AdminVM"
 
         def listener(subject: str, event: str, kwargs: dict) -> None:
-            if event.startswith(api.EVENTS_FILTERED) or conn.transport.is_closing():
+            if event.startswith(registry.EVENTS_FILTERED) or conn.transport.is_closing():
                 return
             if only is not None and subject != only:
                 return
-            if from_qube and not api.admin_policy_allows(
+            if from_qube and not registry.admin_policy_allows(
                     dom0, call.src, "admin.Events", event.replace(":", "_"), subject or "@adminvm"):
                 return
             conn.transport.write(wire.encode_event(subject, event, kwargs))

@@ -11,6 +11,7 @@ text with the functions here, so both sides agree by construction.
 from __future__ import annotations
 
 import dataclasses
+import string
 
 PROPERTY_TYPES = ("str", "int", "bool", "vm", "label")
 
@@ -219,6 +220,49 @@ def parse_current_state(content: str) -> dict:
     """Parse ``admin.vm.CurrentState`` (ints for the memory and cpu fields)."""
     raw = parse_kv_spaces(content)
     return {key: (value if key == "power_state" else int(value)) for key, value in raw.items()}
+
+
+# ---------------------------------------------------------------- devices (R4.3)
+
+_DEVICE_KEY_CHARS = set(string.digits + string.ascii_letters + "!#$%&()*+,-./:;<>?@[\\]^_{|}~")
+_DEVICE_VALUE_CHARS = _DEVICE_KEY_CHARS | set(string.punctuation + " ")
+
+
+def render_device_properties(items) -> str:
+    """``key='value'`` pairs separated by spaces; a ``'`` in a value is written ``\\'``."""
+    return " ".join("{}='{}'".format(key, str(value).replace("'", "\\'")) for key, value in items)
+
+
+def parse_device_properties(text: str) -> dict[str, str]:
+    """Parse a device serialization as qubesd splits it (ValueError where qubesd aborts).
+
+    A value runs from ``='`` to the last ``' `` before the next ``='``; keys and
+    values must stay within printable ASCII (keys: no quotes, no space).
+    """
+    text = text.strip()
+    if not text:
+        return {}
+    key, _sep, rest = text.partition("='")
+    keys, values = [key], []
+    while "='" in rest:
+        chunk, _sep, rest = rest.partition("='")
+        value, _sep, key = chunk.rpartition("' ")
+        values.append(value)
+        keys.append(key)
+    if not rest.endswith("'"):
+        raise ValueError("device properties: unterminated value")
+    values.append(rest[:-1])
+    out: dict[str, str] = {}
+    for key, value in zip(keys, values):
+        value = value.replace("\\'", "'")
+        if not key or any(c not in _DEVICE_KEY_CHARS for c in key):
+            raise ValueError(f"device properties: invalid name {key!r}")
+        if any(c not in _DEVICE_VALUE_CHARS for c in value):
+            raise ValueError(f"device properties: invalid characters in {key}")
+        if key in out:
+            raise ValueError(f"device properties: {key} given twice")
+        out[key] = value
+    return out
 
 
 # ---------------------------------------------------------------- sizes

@@ -49,7 +49,12 @@ def qvm_clone(client, src: str, dst: str) -> None:
             assert re.fullmatch(r"[A-Za-z0-9]{32}", token)
             client.call("admin.vm.volume.CloneTo", dst, volume, token)
     for devclass in formats.parse_lines(client.call("admin.deviceclass.List")):
-        client.call(f"admin.vm.device.{devclass}.Assigned", src)
+        for line in formats.parse_lines(client.call(f"admin.vm.device.{devclass}.Assigned", src)):
+            key, _sep, serialization = line.partition(" ")
+            props = formats.parse_device_properties(serialization)
+            props["frontend_domain"] = dst
+            client.call(f"admin.vm.device.{devclass}.Assign", dst, key.replace(":", "+"),
+                        formats.render_device_properties(props.items()))
 
 
 def test_qvm_clone(dom0):
@@ -67,6 +72,14 @@ def test_qvm_clone(dom0):
     assert client.firewall_get("sys-firewall2") == client.firewall_get("sys-firewall")
     assert client.volume_info("sys-firewall2", "private")["size"] == 3 * 1024 ** 3
     assert client.call("admin.vm.notes.Get", "sys-firewall2") == "the firewall"
+
+
+def test_qvm_clone_copies_device_assignments(client):
+    qvm_clone(client, "sys-net", "sys-net2")
+    assert client.call("admin.vm.device.pci.Assigned", "sys-net2") == \
+        client.call("admin.vm.device.pci.Assigned", "sys-net").replace("frontend_domain='sys-net'",
+                                                                       "frontend_domain='sys-net2'")
+    assert client.property_get("sys-net2", "virt_mode").value == "hvm"
 
 
 def test_clone_token_is_single_use(client):
