@@ -592,9 +592,9 @@ _DISPVM_EXTRA = _props(
 GLOBAL_PROPS = _props(
     Prop("check_updates_vm", "bool", 3, default=const(True), doc="Qubes check for updates by default."),
     Prop("clockvm", "vm", 3, default=const(None), doc="Qube that synchronises the clock."),
-    Prop("default_audiovm", "vm", 3, default=lambda d, h: "dom0", doc="Default audio qube."),
+    Prop("default_audiovm", "vm", 3, default=const("dom0"), doc="Default audio qube."),
     Prop("default_dispvm", "vm", 3, default=const(None), doc="Default disposable template."),
-    Prop("default_guivm", "vm", 3, default=lambda d, h: "dom0", doc="Default GUI qube."),
+    Prop("default_guivm", "vm", 3, default=const("dom0"), doc="Default GUI qube."),
     Prop("default_kernel", stage=3, check=check_kernel, doc="Kernel for qubes that have none set."),
     Prop("default_netvm", "vm", 3, default=const(None), check=check_global_default_netvm,
          doc="Default NetVM for AppVMs. Initial state is None, which means that AppVMs are not "
