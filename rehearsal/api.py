@@ -581,23 +581,26 @@ def volume_set_revisions(call: Call):
     vol.revisions_to_keep = value
 
 
-@method("admin.vm.volume.Set.rw", arg="required", payload=True, write=True)
-def volume_set_rw(call: Call):
-    """Read-write or read-only (qube halted)."""
+def _volume_flag(call: Call):
+    """The volume and the boolean of a Set.rw / Set.ephemeral call (the qube must be halted)."""
     vol = _volume(call)
     value = _bool_payload(call)
     if not call.dest.is_halted:
         raise wire.QubesVMNotHaltedError(f"Domain is not powered off: '{call.dest.name}'")
+    return vol, value
+
+
+@method("admin.vm.volume.Set.rw", arg="required", payload=True, write=True)
+def volume_set_rw(call: Call):
+    """Read-write or read-only (qube halted)."""
+    vol, value = _volume_flag(call)
     vol.rw = value
 
 
 @method("admin.vm.volume.Set.ephemeral", arg="required", payload=True, write=True)
 def volume_set_ephemeral(call: Call):
     """Encrypt with an ephemeral key (only plain writable volumes)."""
-    vol = _volume(call)
-    value = _bool_payload(call)
-    if not call.dest.is_halted:
-        raise wire.QubesVMNotHaltedError(f"Domain is not powered off: '{call.dest.name}'")
+    vol, value = _volume_flag(call)
     if value and (vol.snap_on_start or vol.save_on_stop or not vol.rw):
         raise wire.QubesValueError(
             "Cannot enable ephemeral on snap_on_start or save_on_stop or non-dom0 or not writable volume")

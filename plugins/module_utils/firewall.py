@@ -57,22 +57,11 @@ class Rule:
 
     def render(self) -> str:
         """The rule as ``admin.vm.firewall.Get`` returns it."""
-        parts = [f"action={self.action}"]
-        if self.expire is not None:
-            parts.append(f"expire={self.expire}")
-        if self.dsthost is not None:
-            parts.append(f"{self.dst_type}={self.dsthost}")
-        if self.proto is not None:
-            parts.append(f"proto={self.proto}")
-        if self.specialtarget is not None:
-            parts.append(f"specialtarget={self.specialtarget}")
-        if self.dstports is not None:
-            parts.append(f"dstports={self.dstports[0]}-{self.dstports[1]}")
-        if self.icmptype is not None:
-            parts.append(f"icmptype={self.icmptype}")
-        if self.comment is not None:
-            parts.append(f"comment={self.comment}")
-        return " ".join(parts)
+        ports = None if self.dstports is None else f"{self.dstports[0]}-{self.dstports[1]}"
+        fields = (("action", self.action), ("expire", self.expire), (self.dst_type, self.dsthost),
+                  ("proto", self.proto), ("specialtarget", self.specialtarget), ("dstports", ports),
+                  ("icmptype", self.icmptype), ("comment", self.comment))
+        return " ".join(f"{key}={value}" for key, value in fields if value is not None)
 
     def is_expired(self, now: float) -> bool:
         """Whether an ``expire`` time has passed."""

@@ -526,3 +526,36 @@ def test_pools(client):
     assert info["driver"] == "file" and info["dir_path"] == "/var/lib/qubes" and "size" in info
     with pytest.raises(wire.QubesDaemonAccessError):
         client.pool_info("nopool")
+
+
+def test_volume_settings(client):
+    client.create("StandaloneVM", "bsd", "green")
+    client.call("admin.vm.volume.Set.revisions_to_keep", "bsd", "private", "3")
+    assert client.volume_info("bsd", "private")["revisions_to_keep"] == 3
+    client.call("admin.vm.volume.Set.revisions_to_keep", "bsd", "private", "-1")
+    with pytest.raises(wire.QubesValueError, match="Invalid value for revisions_to_keep"):
+        client.call("admin.vm.volume.Set.revisions_to_keep", "bsd", "private", "-2")
+    client.call("admin.vm.volume.Set.rw", "bsd", "volatile", "False")
+    assert client.volume_info("bsd", "volatile")["rw"] is False
+    client.call("admin.vm.volume.Set.rw", "bsd", "volatile", "True")
+    client.call("admin.vm.volume.Set.ephemeral", "bsd", "volatile", "True")
+    assert client.volume_info("bsd", "volatile")["ephemeral"] is True
+    with pytest.raises(wire.QubesValueError, match="Cannot enable ephemeral"):
+        client.call("admin.vm.volume.Set.ephemeral", "bsd", "private", "True")
+    with pytest.raises(wire.QubesDaemonAccessError):
+        client.call("admin.vm.volume.Set.rw", "bsd", "private", "perhaps")
+    client.call("admin.vm.volume.Clear", "bsd", "private")
+    client.start("sys-net")
+    for method, payload in (("Set.rw", "False"), ("Set.ephemeral", "False")):
+        with pytest.raises(wire.QubesVMNotHaltedError, match="Domain is not powered off: 'sys-net'"):
+            client.call(f"admin.vm.volume.{method}", "sys-net", "volatile", payload)
+    with pytest.raises(wire.QubesVMNotHaltedError):
+        client.call("admin.vm.volume.Clear", "sys-net", "private")
+    with pytest.raises(wire.QubesVMNotHaltedError):
+        client.call("admin.vm.volume.Set.revisions_to_keep", "sys-net", "private", "-1")
+
+
+def test_pool_details(client):
+    assert client.call("admin.pool.UsageDetails", "dom0", "varlibqubes").startswith("data_size=")
+    assert client.call("admin.pool.UsageDetails", "dom0", "linux-kernel") == ""
+    assert client.call("admin.pool.ListDrivers").splitlines()[0].startswith("file ")
