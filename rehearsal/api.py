@@ -173,8 +173,6 @@ def _create(call: Call, in_pool: bool):
                 raise PermissionDenied(f"Template {template} does not exist")
             raise wire.QubesVMNotFoundError(f"No such domain: '{template}'")
     params, pool, pools = _parse_create_payload(call, in_pool)
-    if params["name"] in dom0.state.domains:
-        raise wire.QubesValueError(f"VM {params['name']} already exists")
     dom0.create(klass, params["name"], params["label"], template, pool, pools, creator=call.src.name)
 
 

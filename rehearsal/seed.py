@@ -78,7 +78,6 @@ def fresh_state(release: str = "4.3", templates: tuple[str, str] | None = None,
     def create(klass, name, label, template=None, **props):
         qube = dom0.create(klass, name, label, template, uuid=uuids.get(name))
         qube.props.update(props)
-        dom0.refresh_gui_tags(qube)
         return qube
 
     for name in (fedora, debian):

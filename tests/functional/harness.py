@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 def raw_exchange(path: str, data: bytes, timeout: float = 10.0) -> bytes:
     """Send bytes, half-close, read until EOF (or a reset): exactly what a client sees."""
     return client_mod.SocketTransport(path, timeout).exchange_bytes(data)
+
+
+def subscribe(path: str, dest: str = "dom0") -> socket.socket:
+    """An admin.Events stream (left open; the caller closes it)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.connect(path)
+    sock.sendall(f"admin.Events+ dom0 name {dest}\x00".encode())
+    sock.shutdown(socket.SHUT_WR)
+    return sock
 
 
 class RehearsalDom0:

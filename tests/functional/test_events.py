@@ -6,16 +6,9 @@ from __future__ import annotations
 import socket
 import time
 
+from harness import subscribe
+
 from ansible_collections.corral.qubes.plugins.module_utils import wire
-
-
-def _subscribe(path: str, dest: str = "dom0") -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(5)
-    sock.connect(path)
-    sock.sendall(f"admin.Events+ dom0 name {dest}\x00".encode())
-    sock.shutdown(socket.SHUT_WR)
-    return sock
 
 
 def _collect(sock: socket.socket, until: str, seconds: float = 5.0):
@@ -28,7 +21,7 @@ def _collect(sock: socket.socket, until: str, seconds: float = 5.0):
 
 
 def test_event_stream(dom0):
-    sock = _subscribe(dom0.socket)
+    sock = subscribe(dom0.socket)
     try:
         assert _collect(sock, "connection-established")[0] == ("", "connection-established", {})
         client = dom0.client()
@@ -45,7 +38,7 @@ def test_event_stream(dom0):
 
 
 def test_event_stream_for_one_qube(dom0):
-    sock = _subscribe(dom0.socket, "sys-firewall")
+    sock = subscribe(dom0.socket, "sys-firewall")
     try:
         _collect(sock, "connection-established")
         client = dom0.client()
@@ -57,8 +50,15 @@ def test_event_stream_for_one_qube(dom0):
     assert {e[0] for e in events} == {"sys-firewall"}
 
 
-def test_closed_subscribers_are_dropped(dom0):
-    for _i in range(5):
-        _subscribe(dom0.socket).close()
-    dom0.client().property_set("sys-net", "memory", 600)
+def test_closed_subscribers_do_not_disturb_live_ones(dom0):
+    live = subscribe(dom0.socket)
+    try:
+        _collect(live, "connection-established")
+        for _i in range(5):
+            subscribe(dom0.socket).close()
+        dom0.client().property_set("sys-net", "memory", 600)
+        events = _collect(live, "property-set:memory")
+    finally:
+        live.close()
+    assert ("sys-net", "property-set:memory", {"name": "memory", "newvalue": "600", "oldvalue": "400"}) in events
     assert dom0.alive

@@ -21,7 +21,7 @@ import pytest
 
 from rehearsal import seed
 
-from harness import RehearsalDom0, raw_exchange
+from harness import RehearsalDom0, raw_exchange, subscribe
 
 DATA = json.loads((pathlib.Path(__file__).parents[1] / "data" / "admin-api-transcript.json").read_text())
 EXCHANGES = [(e["n"], e["title"], ast.literal_eval(e["send"]), ast.literal_eval(e["recv"])) for e in DATA["exchanges"]]
@@ -45,6 +45,18 @@ def initial_state():
     return seed.fresh_state("4.3", ("fedora-41-xfce", "debian-12-xfce"), ("work",), uuids=uuids)
 
 
+def _first_bytes(sock, size: int) -> bytes:
+    """The first ``size`` bytes of a stream (admin.Events never ends by itself)."""
+    data = b""
+    with sock:
+        while len(data) < size:
+            chunk = sock.recv(size - len(data))
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
 def our_uuids(socket_path: str) -> dict[bytes, bytes]:
     reply = raw_exchange(socket_path, b"admin.vm.List+ dom0 name dom0\x00")
     return {line.split(b" ")[0]: line.rsplit(b"uuid=", 1)[1] for line in reply[2:].splitlines()}
@@ -61,7 +73,7 @@ def replay(tmp_path_factory):
     try:
         for n, _title, send, recv in EXCHANGES:
             if send.startswith(b"admin.Events"):
-                results[n] = (recv, _first_event(server.socket, send, len(recv)))
+                results[n] = (recv, _first_bytes(subscribe(server.socket), len(recv)))
                 continue
             got = server.raw(send)
             if n == 99:
@@ -74,20 +86,6 @@ def replay(tmp_path_factory):
     finally:
         server.stop()
     return results
-
-
-def _first_event(path, send, size):
-    import socket  # pylint: disable=import-outside-toplevel
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(5)
-    sock.connect(path)
-    sock.sendall(send)
-    sock.shutdown(socket.SHUT_WR)
-    data = b""
-    while len(data) < size:
-        data += sock.recv(size - len(data))
-    sock.close()
-    return data
 
 
 @pytest.mark.parametrize("n,title", [(n, t) for n, t, _s, _r in EXCHANGES if n not in OFFLINE_ONLY])
