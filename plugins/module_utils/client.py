@@ -339,6 +339,14 @@ class AdminClient:
         """``admin.vm.volume.Resize`` to ``size`` bytes (grow only)."""
         self.call("admin.vm.volume.Resize", vm, volume, str(int(size)))
 
+    def volume_clone_from(self, vm: str, volume: str) -> str:
+        """``admin.vm.volume.CloneFrom``: a one-time token naming this volume."""
+        return self.call("admin.vm.volume.CloneFrom", vm, volume)
+
+    def volume_clone_to(self, vm: str, volume: str, token: str) -> None:
+        """``admin.vm.volume.CloneTo``: replace the volume with the one ``token`` names."""
+        self.call("admin.vm.volume.CloneTo", vm, volume, token)
+
     def volume_list_snapshots(self, vm: str, volume: str) -> list[str]:
         """``admin.vm.volume.ListSnapshots``."""
         return formats.parse_lines(self.call("admin.vm.volume.ListSnapshots", vm, volume))

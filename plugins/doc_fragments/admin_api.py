@@ -1,0 +1,35 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the corral.qubes collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""How modules reach the Qubes Admin API."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:  # pylint: disable=too-few-public-methods
+    """Options shared by every module that talks to qubesd."""
+
+    DOCUMENTATION = r"""
+options:
+  qubesd_socket:
+    description:
+      - Path of qubesd's Admin API socket.
+      - When not set, the module uses E(QUBESD_SOCKET), or C(/var/run/qubesd.sock) in dom0; inside a
+        management qube (no dom0 files, C(qrexec-client-vm) present) it calls the Admin API through qrexec,
+        where the qrexec admin policy decides what it may do.
+    type: path
+notes:
+  - Talks to the Qubes Admin API itself (no C(qubesadmin) Python package needed), so it runs in dom0 or in a
+    management qube with the C(local) connection.
+"""
+
+    CHECK_MODE = r"""
+attributes:
+  check_mode:
+    support: full
+    description: Computes the whole plan from what qubesd reports and makes no mutating call.
+  diff_mode:
+    support: full
+    description: Shows the fields that change, before and after, in the canonical form qubesd reports.
+"""

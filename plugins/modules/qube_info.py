@@ -1,0 +1,148 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the corral.qubes collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The qube_info module: facts about qubes, shaped as layout data."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: qube_info
+short_description: Read qubes as layout data (adopt an existing Qubes OS system)
+version_added: 0.1.0
+description:
+  - Reads one, several or all qubes and returns each twice, once as C(layout) data with exactly the options of
+    M(corral.qubes.qube) (only explicit, settable properties; tags qubesd sets itself left out; services apart
+    from features; sizes with units) so it can be pasted back into an inventory, and once as C(details) with
+    the power state, every property with its type and default flag, every tag and every volume.
+  - Reads use one C(property.GetAll) per qube rather than a call per property.
+author:
+  - corral.qubes contributors
+extends_documentation_fragment:
+  - corral.qubes.admin_api
+attributes:
+  check_mode:
+    support: full
+    description: Reads only.
+  diff_mode:
+    support: none
+    description: Reads only.
+  platform:
+    platforms: [qubes]
+    description: Runs in dom0, or in a management qube allowed by the qrexec admin policy.
+options:
+  names:
+    description: Qubes to read. Left out or empty, every qube except dom0.
+    type: list
+    elements: str
+    default: []
+  sections:
+    description: What to read besides class, power state, label, template and netvm.
+    type: list
+    elements: str
+    choices: [properties, features, tags, volumes, firewall]
+    default: [properties, features, tags, volumes, firewall]
+seealso:
+  - module: corral.qubes.qube
+"""
+
+EXAMPLES = r"""
+- name: Read the whole system
+  corral.qubes.qube_info:
+  register: system
+
+- name: Write it down as layout data
+  ansible.builtin.copy:
+    content: "{{ {'qubes': system.qubes} | to_nice_yaml }}"
+    dest: adopted-layout.yml
+    mode: "0644"
+
+- name: Power state and tags of two qubes
+  corral.qubes.qube_info:
+    names: [work, personal]
+    sections: [tags]
+  register: two
+
+- name: Converge from data read elsewhere
+  corral.qubes.qube:
+    name: "{{ item.key }}"
+    class: "{{ item.value.class }}"
+    label: "{{ item.value.label }}"
+    template: "{{ item.value.template | default(omit) }}"
+    properties: "{{ item.value.properties }}"
+  loop: "{{ system.qubes | dict2items }}"
+"""
+
+RETURN = r"""
+qubes:
+  description: Qube name to layout data, with the options of M(corral.qubes.qube).
+  returned: success
+  type: dict
+  sample:
+    work:
+      class: AppVM
+      state: running
+      label: blue
+      template: fedora-42-xfce
+      netvm: sys-vpn-work
+      properties: {memory: 800}
+      features: {}
+      services: {cups: false}
+      tags: [work]
+      volumes: {private: 20GiB, volatile: 10GiB}
+      firewall: [{action: accept, dsthost: 198.51.100.0/24}, {action: drop}]
+details:
+  description: Qube name to everything read, power state, uuid, properties with C(value), C(type) and
+    C(default), all tags, volumes with every field of C(admin.vm.volume.Info).
+  returned: success
+  type: dict
+  sample:
+    work:
+      power_state: Running
+      uuid: 2d6f1e06-3b6c-4d5c-9a8f-1f2e3d4c5b6a
+      properties: {memory: {value: 800, type: int, default: false}}
+api_calls:
+  description: Number of Admin API calls the run made.
+  returned: always
+  type: int
+  sample: 42
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.corral.qubes.plugins.module_utils import ansible_runner, engine, wire
+
+
+def main():
+    """Run the module."""
+    module = AnsibleModule(
+        argument_spec=dict(
+            ansible_runner.ADMIN_API_ARGS,
+            names={"type": "list", "elements": "str", "default": []},
+            sections={"type": "list", "elements": "str", "default": list(engine.INFO_SECTIONS),
+                      "choices": list(engine.INFO_SECTIONS)},
+        ),
+        supports_check_mode=True,
+    )
+    client = ansible_runner.connect(module)
+    reader = engine.Reader(client)
+    try:
+        known = reader.vms
+        wanted = module.params["names"] or [name for name, entry in known.items() if entry.klass != "AdminVM"]
+        missing = [name for name in wanted if name not in known]
+        if missing:
+            module.fail_json(msg=f"names: no qube named {', '.join(missing)}", field="names")
+        if any(known[name].klass == "AdminVM" for name in wanted):
+            module.fail_json(msg="names: dom0 is not a qube this module describes; "
+                             "read global preferences with corral.qubes.prefs in check mode", field="names")
+        qubes, details = {}, {}
+        for name in wanted:
+            qubes[name], details[name] = engine.describe_qube(reader, name, module.params["sections"])
+    except wire.QubesException as exc:
+        module.fail_json(msg=f"reading qubes failed: {type(exc).__name__}: {exc}")
+    module.exit_json(changed=False, qubes=qubes, details=details, api_calls=sum(client.calls.values()))
+
+
+if __name__ == "__main__":
+    main()
