@@ -12,12 +12,12 @@ module: qube
 short_description: Create, converge, power and remove one Qubes OS qube
 version_added: 0.1.0
 description:
-  - Makes one qube match its description: class, template, label, network qube, any property, features,
-    services, tags, volume sizes and power state.
+  - Makes one qube match its description (class, template, label, network qube, any property, features,
+    services, tags, volume sizes and power state).
   - The whole change is planned and validated first (labels, templates, network qubes and loops, property
     names and types, volume sizes) and only then applied, so bad input changes nothing.
-  - Changes are applied in a safe order, creation, properties that need a halted qube, other properties,
-    features and tags, volumes, then the power state.
+  - Changes are applied in a safe order (creation, properties that need a halted qube, other properties,
+    features and tags, volumes, then the power state).
   - Current values are compared in the form qubesd reports them (default versus explicit values, features
     as strings, sizes in bytes), so a second run reports no change.
 author:

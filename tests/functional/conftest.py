@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness import RehearsalDom0
+from playbook import Player
 
 
 @pytest.fixture
@@ -35,3 +36,9 @@ def dom0(dom0_factory):
 def client(dom0):
     """A client on the fresh R4.3 rehearsal dom0."""
     return dom0.client()
+
+
+@pytest.fixture
+def player(dom0, tmp_path):
+    """Runs plays of module tasks with ansible-playbook against the fresh dom0."""
+    return Player(dom0, tmp_path)

@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The qubes inventory plugin through ansible-inventory, and ansible-doc for every plugin."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from playbook import BIN, ansible_env, qube
+
+
+def plain(value):
+    """ansible-inventory marks strings from plugins as data, never templates (``__ansible_unsafe``)."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def inventory(dom0, tmp_path, config: str) -> dict:
+    source = tmp_path / "laptop.qubes.yml"
+    source.write_text(config)
+    proc = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(source), "--list"],
+                          env=ansible_env(dom0, tmp_path), capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return plain(json.loads(proc.stdout))
+
+
+def test_inventory_hosts_groups_and_constructed_options(dom0, player, tmp_path):
+    player.run([qube("work", label="blue", tags=["anon-vm", "office"], state="running"),
+                qube("vault", label="black", netvm="")])
+    mark = dom0.mark()
+    data = inventory(dom0, tmp_path, "\n".join([
+        "plugin: corral.qubes.qubes",
+        "keyed_groups:",
+        "  - key: qubes_netvm",
+        "    prefix: behind",
+        "compose:",
+        "  memory_mib: qubes_properties.memory",
+        "groups:",
+        "  offline: not qubes_netvm and qubes_class != 'AdminVM'",
+        ""]))
+    hostvars = data["_meta"]["hostvars"]
+    assert set(hostvars) == {"dom0", "fedora-42-xfce", "debian-13-xfce", "sys-net", "sys-firewall",
+                             "default-dvm", "work", "vault"}
+    work = hostvars["work"]
+    assert work["qubes_class"] == "AppVM" and work["qubes_power_state"] == "running"
+    assert work["qubes_template"] == "fedora-42-xfce" and work["qubes_netvm"] == "sys-firewall"
+    assert work["ansible_connection"] == "community.general.qubes" and work["memory_mib"] == 400
+    assert hostvars["dom0"]["ansible_connection"] == "local"
+    assert set(data["class_appvm"]["hosts"]) == {"work", "vault", "sys-net", "sys-firewall", "default-dvm"}
+    assert set(data["label_blue"]["hosts"]) == {"work"}
+    assert set(data["tag_anon_vm"]["hosts"]) == {"work"}
+    assert "work" in data["template_fedora_42_xfce"]["hosts"]
+    assert "work" in data["behind_sys_firewall"]["hosts"]
+    assert set(data["offline"]["hosts"]) == {"vault", "sys-net", "fedora-42-xfce", "debian-13-xfce"}
+    calls = [call["method"] for call in dom0.calls_since(mark)]
+    assert calls.count("admin.vm.List") == 1 and "admin.vm.property.Get" not in calls
+    assert calls.count("admin.vm.property.GetAll") == 8
+
+    running = inventory(dom0, tmp_path, "plugin: corral.qubes.qubes\ninclude_halted: false\n"
+                        "include_dom0: false\nconnection: ''\n")
+    assert set(running["_meta"]["hostvars"]) == {"work"}
+    assert "ansible_connection" not in running["_meta"]["hostvars"]["work"]
+
+
+@pytest.mark.parametrize("kind, name", [("module", "corral.qubes.qube"), ("module", "corral.qubes.prefs"),
+                                        ("module", "corral.qubes.qube_info"),
+                                        ("inventory", "corral.qubes.qubes")])
+def test_ansible_doc_renders(dom0, tmp_path, kind, name):
+    proc = subprocess.run([str(BIN / "ansible-doc"), "-t", kind, name], env=ansible_env(dom0, tmp_path),
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "EXAMPLES" in proc.stdout and "[WARNING]" not in proc.stderr, proc.stderr

@@ -1,0 +1,239 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""corral.qubes.qube through ansible-playbook against a fresh rehearsal dom0."""
+
+from __future__ import annotations
+
+import pytest
+
+from playbook import qube
+
+GiB = 1024 ** 3
+
+WORK = qube("work", label="blue", netvm="sys-firewall", state="running",
+            properties={"memory": 800, "maxmem": "4000", "vcpus": 1, "autostart": "yes"},
+            features={"gui": True, "video-model": "cirrus", "answer": 42, "off": False},
+            services={"cups": False, "crond": True},
+            tags=["managed", "work"], volumes={"private": "4GiB"})
+
+
+def test_create_everything_then_nothing_to_do(dom0, player):
+    mark = dom0.mark()
+    run = player.run([WORK], diff=True)
+    result = run[0]
+    assert result["changed"] and not result.get("failed"), result
+    assert result["actions"][0] == "create AppVM work from template fedora-42-xfce"
+    assert result["actions"][-1] == "start work"
+    assert result["diff"]["before"] == {"state": "absent"}
+    assert result["diff"]["after"]["features"] == {"gui": "1", "video-model": "cirrus", "answer": "42", "off": "",
+                                                   "service.cups": "", "service.crond": "1"}
+
+    client = dom0.client()
+    props = client.property_get_all("work")
+    assert (props["memory"].value, props["memory"].is_default) == ("800", False)
+    assert props["maxmem"].value == "4000" and props["vcpus"].value == "1" and props["autostart"].value == "True"
+    assert (props["netvm"].value, props["netvm"].is_default) == ("sys-firewall", False)
+    assert props["label"].value == "blue" and props["template"].value == "fedora-42-xfce"
+    assert client.feature_get("work", "answer") == "42"
+    assert client.feature_get("work", "off") == ""
+    assert client.feature_get("work", "service.crond") == "1"
+    assert set(client.tag_list("work")) >= {"managed", "work", "created-by-dom0"}
+    assert client.volume_info("work", "private")["size"] == 4 * GiB
+    assert client.list_vms("work")["work"].state == "Running"
+    assert len(dom0.writes_since(mark)) == len(result["actions"]) + 0  # one write per step, no more
+
+    mark = dom0.mark()
+    again = player.run([WORK], diff=True)
+    assert again.changed == 0 and again[0]["actions"] == [] and "diff" not in again[0]
+    assert dom0.writes_since(mark) == []
+    reads = [call["method"] for call in dom0.calls_since(mark)]
+    assert "admin.vm.property.Get" not in reads  # properties come from one GetAll
+    assert reads.count("admin.vm.property.GetAll") <= 3
+
+
+def test_check_mode_reports_and_changes_nothing(dom0, player):
+    mark = dom0.mark()
+    run = player.run([WORK, qube("sys-firewall", properties={"memory": 1000}, state="running")],
+                     check=True, diff=True)
+    assert run[0]["changed"] and run[1]["changed"]
+    assert run[0]["diff"]["after"]["state"] == "running"
+    assert run[1]["diff"] == {"before": {"state": "halted", "properties": {"memory": "400 (default)"}},
+                              "after": {"state": "running", "properties": {"memory": "1000"}}}
+    assert run[1]["actions"] == ["set sys-firewall memory = '1000'", "start sys-firewall"]
+    assert dom0.writes_since(mark) == []
+    assert "work" not in dom0.client().list_vms()
+    assert "--- before" in run.output and "+++ after" in run.output
+
+
+def test_power_states(dom0, player):
+    steps = [("running", "Running", ["create AppVM p from template fedora-42-xfce", "start p"]),
+             ("paused", "Paused", ["pause p"]),
+             ("running", "Running", ["unpause p"]),
+             ("paused", "Paused", ["pause p"]),
+             ("halted", "Halted", ["unpause p", "shut down p"]),
+             ("paused", "Paused", ["start p", "pause p"]),
+             ("killed", "Halted", ["kill p"]),
+             ("running", "Running", ["start p"]),
+             ("killed", "Halted", ["kill p"]),
+             ("present", "Halted", [])]
+    for state, power, actions in steps:
+        run = player.run([qube("p", label="red", state=state), qube("p", label="red", state=state)])
+        assert run[0]["actions"] == actions, (state, run[0])
+        assert run[1]["changed"] is False, (state, run[1])
+        assert dom0.client().list_vms("p")["p"].state == power
+    mark = dom0.mark()
+    run = player.run([qube("p", state="running"), qube("p", state="absent"), qube("p", state="absent")])
+    assert run[1]["actions"] == ["kill p", "remove p"] and run[2]["changed"] is False
+    assert [c["method"] for c in dom0.writes_since(mark)] == ["admin.vm.Start", "admin.vm.Kill", "admin.vm.Remove"]
+    assert "p" not in dom0.client().list_vms()
+
+
+def test_property_reset_and_explicit_defaults(dom0, player):
+    run = player.run([qube("q", label="green"),
+                      qube("q", properties={"memory": 400}),     # same value as the default, now explicit
+                      qube("q", properties={"memory": 400}),
+                      qube("q", properties={"memory": "*default*"}),
+                      qube("q", properties={"memory": "*default*"}),
+                      qube("q", netvm=""),                       # no network
+                      qube("q", netvm=""),
+                      qube("q", netvm="*default*"),
+                      qube("q", properties={"virt_mode": "HVM", "kernel": ""}),
+                      qube("q", properties={"virt_mode": "hvm", "kernel": ""})], diff=True)
+    assert [r["changed"] for r in run.results] == [True, True, False, True, False, True, False, True, True, False]
+    assert run[3]["diff"] == {"before": {"state": "halted", "properties": {"memory": "400"}},
+                              "after": {"state": "halted", "properties": {"memory": "(default)"}}}
+    props = dom0.client().property_get_all("q")
+    assert props["memory"].is_default and props["netvm"].is_default and props["netvm"].value == "sys-firewall"
+    assert props["virt_mode"].value == "hvm" and props["kernel"].value == "" and not props["kernel"].is_default
+
+
+def test_features_services_and_tags(dom0, player):
+    client = dom0.client()
+    run = player.run([
+        qube("t", label="red", features={"a": "x", "b": 1.5}, services={"s": True}, tags=["one", "two"]),
+        qube("t", features={"a": None, "b": "1.5"}, services={"s": None}, tags=["two", "three"]),
+        qube("t", features={"a": None}, services={"s": None}, tags=["two", "three"]),
+        qube("t", tags=["four"], tags_mode="add"),
+        qube("t", tags=["four"], tags_mode="add"),
+        qube("t", tags=[]),
+    ])
+    assert [r["changed"] for r in run.results] == [True, True, False, True, False, True]
+    assert sorted(run[1]["actions"]) == sorted(["remove feature a of t", "remove feature service.s of t",
+                                                "add tag three to t", "remove tag one from t"])
+    assert client.feature_list("t") == ["b"]
+    tags = client.tag_list("t")
+    assert "created-by-dom0" in tags and "guivm-dom0" in tags
+    assert not {"one", "two", "three", "four"} & set(tags)
+
+
+def test_volumes_grow_only(dom0, player):
+    run = player.run([qube("v", label="red", volumes={"private": "3GiB", "volatile": 12 * GiB}),
+                      qube("v", volumes={"private": 3 * GiB}),
+                      qube("v", volumes={"private": "3221225472"}),
+                      qube("v", volumes={"private": "5g"})])
+    assert [r["changed"] for r in run.results] == [True, False, False, True]
+    assert run[3]["actions"] == ["grow v private volume from 3GiB to 5GiB"]
+    assert dom0.client().volume_info("v", "private")["size"] == 5 * GiB
+    assert dom0.client().volume_info("v", "volatile")["size"] == 12 * GiB
+
+
+def test_classes_clone_pool_and_template_based_standalone(dom0, player):
+    client = dom0.client()
+    run = player.run([
+        qube("win7", **{"class": "StandaloneVM"}, label="blue", netvm="",
+             properties={"virt_mode": "hvm", "kernel": "", "memory": 4096, "maxmem": 0},
+             volumes={"root": "60GiB"}),
+        qube("bsd", **{"class": "StandaloneVM"}, template="fedora-42-xfce", label="purple",
+             properties={"memory": 1024}),
+        qube("tpl", **{"class": "TemplateVM"}, label="black", pool="varlibqubes"),
+        qube("dvm", label="red", template="tpl", properties={"template_for_dispvms": True}),
+        qube("disp", **{"class": "DispVM"}, label="red", template="dvm"),
+        qube("dvm2", clone_from="dvm", label="orange", tags=["cloned"]),
+        qube("bsd", **{"class": "StandaloneVM"}, template="debian-13-xfce", label="purple",
+             properties={"memory": 1024}),
+    ])
+    assert not run.failed, run.results
+    assert [r["changed"] for r in run.results] == [True, True, True, True, True, True, False]
+    vms = client.list_vms()
+    assert {name: vms[name].klass for name in ("win7", "bsd", "tpl", "dvm", "disp", "dvm2")} == {
+        "win7": "StandaloneVM", "bsd": "StandaloneVM", "tpl": "TemplateVM", "dvm": "AppVM", "disp": "DispVM",
+        "dvm2": "AppVM"}
+    assert client.volume_info("win7", "root")["size"] == 60 * GiB
+    fedora_root = client.volume_info("fedora-42-xfce", "root")
+    assert client.volume_info("bsd", "root")["size"] == fedora_root["size"]
+    assert client.feature_list("bsd") == client.feature_list("fedora-42-xfce")
+    assert client.property_get("disp", "template").value == "dvm"
+    dvm2 = client.property_get_all("dvm2")
+    assert dvm2["template"].value == "tpl" and dvm2["label"].value == "orange"
+    assert dvm2["template_for_dispvms"].value == "True"
+    assert "cloned" in client.tag_list("dvm2")
+    assert client.volume_info("tpl", "private")["pool"] == "varlibqubes"
+
+
+def test_shutdown_if_needed(dom0, player):
+    run = player.run([qube("s", label="red", state="running")])
+    mark = dom0.mark()
+    refused = player.run([qube("s", template="debian-13-xfce", properties={"memory": 600})])
+    assert refused[0]["failed"] and refused[0]["field"] == "shutdown_if_needed"
+    assert "needs it halted" in refused[0]["msg"]
+    assert dom0.writes_since(mark) == []
+    run = player.run([qube("s", template="debian-13-xfce", shutdown_if_needed=True),
+                      qube("s", template="debian-13-xfce", shutdown_if_needed=True)])
+    assert run[0]["actions"] == ["shut down s", "set s template = 'debian-13-xfce'", "start s"]
+    assert run[1]["changed"] is False
+    client = dom0.client()
+    assert client.property_get("s", "template").value == "debian-13-xfce"
+    assert client.list_vms("s")["s"].state == "Running"
+    run = player.run([qube("s", template="fedora-42-xfce", state="halted")])
+    assert run[0]["actions"] == ["shut down s", "set s template = 'fedora-42-xfce'"]
+
+
+BAD_INPUT = [
+    (qube("work", label="blue", properties={"memory": 800, "no_such_thing": 1}), "properties.no_such_thing",
+     "AppVM has no property 'no_such_thing'"),
+    (qube("work", label="blue", properties={"memory": "lots"}), "properties.memory", "expected an integer"),
+    (qube("work", label="blue", properties={"memory": 0}), "properties.memory", "greater than 0"),
+    (qube("work", label="blue", properties={"debug": "maybe"}), "properties.debug", "expected a boolean"),
+    (qube("work", label="blue", properties={"virt_mode": "kvm"}), "properties.virt_mode", "one of pv, pvh, hvm"),
+    (qube("work", label="blue", properties={"qid": 5}), "properties.qid", "set by qubesd"),
+    (qube("work", label="pink"), "label", "unknown label 'pink'"),
+    (qube("work"), "label", "a new qube needs a label"),
+    (qube("work", label="blue", template="fedora-99"), "template", "no qube named 'fedora-99'"),
+    (qube("work", label="blue", template="sys-net"), "template", "an AppVM needs a TemplateVM"),
+    (qube("work", label="blue", netvm="default-dvm"), "netvm", "does not provide network"),
+    (qube("work", label="blue", netvm="nowhere"), "netvm", "no qube named 'nowhere'"),
+    (qube("sys-net", netvm="sys-firewall"), "netvm", "network loop"),
+    (qube("sys-firewall", netvm="sys-firewall"), "netvm", "cannot be its own netvm"),
+    (qube("1work", label="blue"), "name", "not a valid qube name"),
+    (qube("a" * 32, label="blue"), "name", "shorter than 32"),
+    (qube("sys-net", volumes={"private": "1GiB"}), "volumes.private", "only grow"),
+    (qube("sys-net", volumes={"private": "lots"}), "volumes.private", "cannot read 'lots' as a size"),
+    (qube("sys-net", volumes={"root": "20GiB"}), "volumes.root", "follows its template"),
+    (qube("sys-net", **{"class": "StandaloneVM"}), "class", "cannot be changed"),
+    (qube("sys-net", pool="no-pool"), "pool", "no storage pool named 'no-pool'"),
+    (qube("sys-net", tags=["ok", "not ok"]), "tags[1]", "invalid tag"),
+    (qube("sys-net", tags=["created-by-me"]), "tags[0]", "set by qubesd"),
+    (qube("sys-net", features={"bad name": 1}), "features.bad name", "invalid feature name"),
+    (qube("sys-net", features={"x": "tab\there"}), "features.x", "printable ASCII"),
+    (qube("sys-net", services={"cups": "on"}), "services.cups", "true, false or null"),
+    (qube("sys-net", label="blue", properties={"label": "red"}), "label", "keep one"),
+    (qube("sys-firewall", state="absent"), "state", "cannot be removed while"),
+    (qube("copy", clone_from="missing"), "clone_from", "no qube named missing"),
+    (qube("copy", clone_from="sys-net", **{"class": "TemplateVM"}), "class", "keeps the class"),
+    (qube("disp", label="red", **{"class": "DispVM"}, template="fedora-42-xfce"), "template",
+     "template_for_dispvms"),
+]
+
+
+@pytest.mark.parametrize("chunk", range(0, len(BAD_INPUT), 11))
+def test_bad_input_fails_before_any_change(dom0, player, chunk):
+    cases = BAD_INPUT[chunk:chunk + 11]
+    before = dom0.client().list_vms()
+    mark = dom0.mark()
+    run = player.run([task for task, _field, _text in cases])
+    for (task, field, text), result in zip(cases, run.results):
+        assert result.get("failed"), (task, result)
+        assert result["field"] == field, (task, result)
+        assert text in result["msg"], (task, result["msg"])
+        assert result["changed"] is False
+    assert dom0.writes_since(mark) == [], "bad input made a mutating call"
+    assert dom0.client().list_vms() == before
