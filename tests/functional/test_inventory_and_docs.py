@@ -65,7 +65,7 @@ def test_inventory_hosts_groups_and_constructed_options(dom0, player, tmp_path):
 
     running = inventory(dom0, tmp_path, "plugin: corral.qubes.qubes\ninclude_halted: false\n"
                         "include_dom0: false\nconnection: ''\n")
-    assert set(running["_meta"]["hostvars"]) == {"work"}
+    assert set(running["_meta"]["hostvars"]) == {"work", "sys-firewall", "sys-net"}  # started with work
     assert "ansible_connection" not in running["_meta"]["hostvars"]["work"]
 
 
