@@ -279,6 +279,11 @@ def _diff_dict(before: dict, after: dict, key: str, old, new) -> None:
 # ---------------------------------------------------------------- the wanted qube
 
 
+def _or_empty(value):
+    """None as an empty mapping; anything else as given (so a list is refused, not ignored)."""
+    return {} if value is None else value
+
+
 @dataclasses.dataclass
 class QubeSpec:
     """The validated shape of one qube's parameters (before looking at dom0)."""
@@ -314,7 +319,7 @@ class QubeSpec:
             raise PlanError("class", f"expected one of {', '.join(schema.CLASSES)}, got {klass!r}")
         spec = cls(name=name, state=state, klass=klass)
 
-        props = params.get("properties") or {}
+        props = _or_empty(params.get("properties"))
         if not isinstance(props, dict):
             raise PlanError("properties", "expected a mapping of property names to values")
         for prop, value in props.items():
@@ -328,7 +333,7 @@ class QubeSpec:
                 raise PlanError(prop, f"given both as {prop} and as properties.{prop}: keep one")
             spec.properties[prop] = (prop, params[prop])
 
-        features = params.get("features") or {}
+        features = _or_empty(params.get("features"))
         if not isinstance(features, dict):
             raise PlanError("features", "expected a mapping of feature names to values")
         for feature, value in features.items():
@@ -336,7 +341,7 @@ class QubeSpec:
             if error:
                 raise PlanError(f"features.{feature}", error)
             spec.features[feature] = feature_text(f"features.{feature}", value)
-        services = params.get("services") or {}
+        services = _or_empty(params.get("services"))
         if not isinstance(services, dict):
             raise PlanError("services", "expected a mapping of service names to true, false or null")
         for service, value in services.items():
@@ -367,7 +372,7 @@ class QubeSpec:
         if spec.tags_mode not in TAGS_MODES:
             raise PlanError("tags_mode", f"expected exact or add, got {spec.tags_mode!r}")
 
-        volumes = params.get("volumes") or {}
+        volumes = _or_empty(params.get("volumes"))
         if not isinstance(volumes, dict):
             raise PlanError("volumes", "expected a mapping of volume names to sizes, such as private: 20GiB")
         for volume, size in volumes.items():
