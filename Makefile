@@ -15,7 +15,7 @@ PYTEST_WORKERS ?= 2
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 
-.PHONY: all setup rehearse test lint yamllint ansible-lint changelog-lint docs-lint sanity pytest unit functional bench clean
+.PHONY: all setup rehearse test lint yamllint ansible-lint changelog-lint docs-lint sanity pytest unit functional molecule bench clean
 
 all: test
 
@@ -39,7 +39,7 @@ rehearse: setup
 	rm -f .rehearsal/calls.jsonl
 	$(BIN)/python -m rehearsal demo --state .rehearsal/state --socket .rehearsal/qubesd.sock --call-log .rehearsal/calls.jsonl
 
-test: lint sanity pytest
+test: lint sanity pytest molecule
 
 lint: yamllint ansible-lint changelog-lint docs-lint
 
@@ -66,6 +66,10 @@ unit: setup
 
 functional: setup
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests/functional
+
+# The Molecule scenario: a fresh rehearsal dom0, converge, idempotence, verify (testinfra).
+molecule: setup
+	NO_COLOR=1 $(BIN)/molecule test --scenario-name default
 
 bench: setup
 	$(BIN)/python -m benchmarks.admin_api

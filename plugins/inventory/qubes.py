@@ -16,7 +16,7 @@ description:
   - Reads with one C(admin.vm.List), then one C(property.GetAll) and one C(admin.vm.tag.List) per qube.
   - The inventory file must be named C(*.qubes.yml) or C(*.qubes.yaml).
 author:
-  - corral.qubes contributors
+  - corral.qubes contributors (!UNKNOWN)
 extends_documentation_fragment:
   - constructed
 options:

@@ -21,12 +21,13 @@ description:
   - Values are compared with what qubesd reports, including whether a value is the default, so a second run
     reports no change.
 author:
-  - corral.qubes contributors
+  - corral.qubes contributors (!UNKNOWN)
 extends_documentation_fragment:
   - corral.qubes.admin_api
   - corral.qubes.admin_api.check_mode
 attributes:
   platform:
+    support: full
     platforms: [qubes]
     description: Runs in dom0, or in a management qube allowed by the qrexec admin policy.
 options:
@@ -107,6 +108,7 @@ def main():
 
     ansible_runner.run_plan(module, lambda reader: engine.plan_prefs(reader, module.params["properties"]),
                             result_of)
+
 
 if __name__ == "__main__":
     main()

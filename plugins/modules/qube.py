@@ -21,12 +21,13 @@ description:
   - Current values are compared in the form qubesd reports them (default versus explicit values, features
     as strings, sizes in bytes), so a second run reports no change.
 author:
-  - corral.qubes contributors
+  - corral.qubes contributors (!UNKNOWN)
 extends_documentation_fragment:
   - corral.qubes.admin_api
   - corral.qubes.admin_api.check_mode
 attributes:
   platform:
+    support: full
     platforms: [qubes]
     description: Runs in dom0, or in a management qube allowed by the qrexec admin policy.
 options:

@@ -18,7 +18,7 @@ description:
     the power state, every property with its type and default flag, every tag and every volume.
   - Reads use one C(property.GetAll) per qube rather than a call per property.
 author:
-  - corral.qubes contributors
+  - corral.qubes contributors (!UNKNOWN)
 extends_documentation_fragment:
   - corral.qubes.admin_api
 attributes:
@@ -29,6 +29,7 @@ attributes:
     support: none
     description: Reads only.
   platform:
+    support: full
     platforms: [qubes]
     description: Runs in dom0, or in a management qube allowed by the qrexec admin policy.
 options:

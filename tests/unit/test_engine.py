@@ -36,8 +36,10 @@ def test_canonical_property_refusals_name_the_field(kind, raw, prop, message):
     assert caught.value.field == "properties.x" and message in str(caught.value)
 
 
-@given(st.one_of(st.booleans(), st.integers(), st.text(alphabet=st.characters(min_codepoint=0x20,
-                                                                               max_codepoint=0x7e))))
+PRINTABLE = st.characters(min_codepoint=0x20, max_codepoint=0x7e)
+
+
+@given(st.one_of(st.booleans(), st.integers(), st.text(alphabet=PRINTABLE)))
 def test_feature_values_are_stored_as_strings(value):
     text = engine.feature_text("features.x", value)
     assert isinstance(text, str)
