@@ -73,6 +73,7 @@ molecule: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.admin_api
+	$(BIN)/python -m benchmarks.converge
 
 clean:
 	rm -rf $(VENV) $(COLLECTIONS) .rehearsal .pytest_cache tests/output

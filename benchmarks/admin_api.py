@@ -26,11 +26,11 @@ from ansible_collections.corral.qubes.plugins.module_utils import client as clie
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _start(directory: str) -> tuple[subprocess.Popen, str, float]:
+def _start(directory: str, extra=()) -> tuple[subprocess.Popen, str, float]:
     sock = os.path.join(directory, "qubesd.sock")
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "rehearsal", "serve", "--state", os.path.join(directory, "state"),
-                             "--socket", sock, "--shutdown-delay", "0"], cwd=ROOT,
+                             "--socket", sock, "--shutdown-delay", "0", *extra], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = client_mod.AdminClient(client_mod.SocketTransport(sock))
     while True:

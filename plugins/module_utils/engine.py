@@ -632,16 +632,19 @@ class QubePlanner:
         if klass in schema.OWN_ROOT:
             spec.properties.pop("template", None)  # only the source of a new qube's root
         wanted = self._canonical_properties(table, klass)
-        if "label" in wanted and wanted["label"] == DEFAULT:
+        if wanted.get("label") == DEFAULT:
             raise PlanError("label", "a label has no default: name one")
-        if "label" in wanted:
-            self._check_label(spec.properties["label"][0], wanted["label"])
         if wanted.get("template") == DEFAULT:
             raise PlanError("template", "a template cannot be reset to its default")
-        if "template" in wanted and wanted["template"] != current["template"].value:
-            self._check_template(klass, wanted["template"])
+        # Values that stay as they are need no checking (and no reads).
+        changing = {prop: text for prop, text in wanted.items()
+                    if text != current[prop].value or current[prop].is_default}
+        if "label" in changing:
+            self._check_label(spec.properties["label"][0], changing["label"])
+        if "template" in changing:
+            self._check_template(klass, changing["template"])
         self._check_existing_pool(klass)
-        self._check_new_properties({p: v for p, v in wanted.items() if p not in ("label", "template")},
+        self._check_new_properties({p: v for p, v in changing.items() if p not in ("label", "template")},
                                    table, klass, current)
 
         power = reader.power(name)

@@ -97,8 +97,11 @@ def test_property_reset_and_explicit_defaults(dom0, player):
                       qube("q", netvm=""),
                       qube("q", netvm="*default*"),
                       qube("q", properties={"virt_mode": "HVM", "kernel": ""}),
-                      qube("q", properties={"virt_mode": "hvm", "kernel": ""})], diff=True)
-    assert [r["changed"] for r in run.results] == [True, True, False, True, False, True, False, True, True, False]
+                      qube("q", properties={"virt_mode": "hvm", "kernel": ""}),
+                      qube("q", label="purple", qubesd_socket=dom0.socket),
+                      qube("q", label="purple", pool="varlibqubes")], diff=True)
+    assert [r["changed"] for r in run.results] == [True, True, False, True, False, True, False, True, True, False,
+                                                   True, False]
     assert run[3]["diff"] == {"before": {"state": "halted", "properties": {"memory": "400"}},
                               "after": {"state": "halted", "properties": {"memory": "(default)"}}}
     props = dom0.client().property_get_all("q")
@@ -210,6 +213,9 @@ BAD_INPUT = [
     (qube("sys-net", volumes={"root": "20GiB"}), "volumes.root", "follows its template"),
     (qube("sys-net", **{"class": "StandaloneVM"}), "class", "cannot be changed"),
     (qube("sys-net", pool="no-pool"), "pool", "no storage pool named 'no-pool'"),
+    (qube("sys-net", pool={"private": "linux-kernel"}), "pool", "chosen only when a qube is created"),
+    (qube("sys-net", label="*default*"), "label", "has no default"),
+    (qube("sys-firewall", template="*default*"), "template", "cannot be reset"),
     (qube("sys-net", tags=["ok", "not ok"]), "tags[1]", "invalid tag"),
     (qube("sys-net", tags=["created-by-me"]), "tags[0]", "set by qubesd"),
     (qube("sys-net", features={"bad name": 1}), "features.bad name", "invalid feature name"),
@@ -237,3 +243,26 @@ def test_bad_input_fails_before_any_change(dom0, player, chunk):
         assert result["changed"] is False
     assert dom0.writes_since(mark) == [], "bad input made a mutating call"
     assert dom0.client().list_vms() == before
+
+
+def test_a_failing_step_reports_what_was_done(dom0_factory, player):
+    dom0 = dom0_factory(extra_args=["--fault", "admin.vm.feature.Set:2:fail"], name="faulty")
+    player.dom0 = dom0
+    run = player.run([qube("f", label="red", features={"a": "1", "b": "2", "c": "3"})])
+    result = run[0]
+    assert result["failed"] and result["changed"] is True
+    assert result["actions_done"] == ["create AppVM f from template fedora-42-xfce", "set feature a of f = '1'"]
+    assert "set feature b of f = '2' failed" in result["msg"]
+    again = player.run([qube("f", label="red", features={"a": "1", "b": "2", "c": "3"})])
+    assert again[0]["actions"] == ["set feature b of f = '2'", "set feature c of f = '3'"]
+
+
+def test_running_qube_cannot_move_to_a_halted_netvm(dom0, player):
+    run = player.run([qube("net2", label="red", properties={"provides_network": True}, netvm=""),
+                      qube("r", label="red", state="running")])
+    mark = dom0.mark()
+    refused = player.run([qube("r", netvm="net2")])
+    assert refused[0]["field"] == "netvm" and "start net2 first" in refused[0]["msg"]
+    assert dom0.writes_since(mark) == []
+    moved = player.run([qube("net2", state="running"), qube("r", netvm="net2")])
+    assert not moved.failed and dom0.client().property_get("r", "netvm").value == "net2"
