@@ -683,7 +683,7 @@ class QubePlanner:
                                 "afterwards) or state: halted")
         else:
             power_done = False
-        for prop, text in prop_steps:
+        for prop, text in sorted(prop_steps, key=lambda step: step[0] not in schema.HALTED_ONLY):
             self._add_property_step(prop, text)
 
         features = reader.features(name, only=set(spec.features))

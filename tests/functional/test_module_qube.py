@@ -186,8 +186,8 @@ def test_shutdown_if_needed(dom0, player):
     client = dom0.client()
     assert client.property_get("s", "template").value == "debian-13-xfce"
     assert client.list_vms("s")["s"].state == "Running"
-    run = player.run([qube("s", template="fedora-42-xfce", state="halted")])
-    assert run[0]["actions"] == ["shut down s", "set s template = 'fedora-42-xfce'"]
+    run = player.run([qube("s", properties={"vcpus": 1}, template="fedora-42-xfce", state="halted")])
+    assert run[0]["actions"] == ["shut down s", "set s template = 'fedora-42-xfce'", "set s vcpus = '1'"]
 
 
 BAD_INPUT = [
