@@ -77,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="corral-bench-") as directory:
         log = os.path.join(directory, "calls.jsonl")
-        proc, sock, _ = _start(directory, ["--call-log", log])
+        proc, sock, _startup = _start(directory, ["--call-log", log])
         try:
             qubes = layout(args.qubes)
             path = playbook(directory, qubes)

@@ -19,6 +19,11 @@ options:
         management qube (no dom0 files, C(qrexec-client-vm) present) it calls the Admin API through qrexec,
         where the qrexec admin policy decides what it may do.
     type: path
+attributes:
+  platform:
+    support: full
+    platforms: [qubes]
+    description: Runs in dom0, or in a management qube allowed by the qrexec admin policy.
 notes:
   - Talks to the Qubes Admin API itself (no C(qubesadmin) Python package needed), so it runs in dom0 or in a
     management qube with the C(local) connection.

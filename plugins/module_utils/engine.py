@@ -270,8 +270,7 @@ class Plan:
 
 
 def _diff_dict(before: dict, after: dict, key: str, old, new) -> None:
-    before.setdefault(key, {})
-    after.setdefault(key, {})
+    """Record one changed field in the before/after picture."""
     before[key] = old
     after[key] = new
 

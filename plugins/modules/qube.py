@@ -25,11 +25,6 @@ author:
 extends_documentation_fragment:
   - corral.qubes.admin_api
   - corral.qubes.admin_api.check_mode
-attributes:
-  platform:
-    support: full
-    platforms: [qubes]
-    description: Runs in dom0, or in a management qube allowed by the qrexec admin policy.
 options:
   name:
     description: Name of the qube (letters, digits, C(_), C(-) and, from R4.3, C(.); at most 31 characters).

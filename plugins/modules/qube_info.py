@@ -28,10 +28,6 @@ attributes:
   diff_mode:
     support: none
     description: Reads only.
-  platform:
-    support: full
-    platforms: [qubes]
-    description: Runs in dom0, or in a management qube allowed by the qrexec admin policy.
 options:
   names:
     description: Qubes to read. Left out or empty, every qube except dom0.
