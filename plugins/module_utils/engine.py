@@ -118,6 +118,12 @@ class Reader:
         wanted = listed if only is None else [name for name in listed if name in only]
         return {name: self.client.volume_info(vm, name) for name in wanted}
 
+    @property
+    def release(self) -> str:
+        """``4.3``, or ``4.2`` when ``admin.vm.List`` has no uuids (its R4.2 form)."""
+        dom0 = next((entry for entry in self.vms.values() if entry.klass == "AdminVM"), None)
+        return "4.2" if dom0 is not None and dom0.uuid is None else "4.3"
+
     def power(self, vm: str) -> str:
         """``halted``, ``running`` or ``paused``."""
         return power_word(self.vms[vm].state)
@@ -242,6 +248,8 @@ class Plan:
     before: dict = dataclasses.field(default_factory=dict)
     after: dict = dataclasses.field(default_factory=dict)
     warnings: list = dataclasses.field(default_factory=list)
+    summary: dict = dataclasses.field(default_factory=dict)
+    """The object after the plan: name, class, power state, label, template, netvm."""
 
     @property
     def changed(self) -> bool:
@@ -488,7 +496,11 @@ class QubePlanner:
                 raise PlanError(base_field, f"{base} is a {reader.vms[base].klass}: a {klass} can only be "
                                 "made from a TemplateVM or StandaloneVM")
             source = base
-        table = schema.class_properties(klass)
+        release = reader.release
+        error = names.vm_name_error(name, release)
+        if error:
+            raise PlanError("name", f"{name!r} is not a valid qube name on Qubes R{release}: {error}")
+        table = schema.class_properties(klass, release)
         wanted = self._canonical_properties(table, klass)
 
         label_value = wanted.pop("label", None)
@@ -575,6 +587,10 @@ class QubePlanner:
         self._plan_power("halted", spec.state)
         self.plan.before = before
         self.plan.after = after
+        self.plan.summary = {"name": name, **{key: after[key] for key in ("class", "state", "label", "template")
+                                              if key in after}}
+        if "netvm" in wanted:
+            self.plan.summary["netvm"] = wanted["netvm"]
 
     def _plan_copy(self, source, klass, copy_props, wanted, features, tags) -> None:
         name = self.name
@@ -706,6 +722,14 @@ class QubePlanner:
             after["state"] = "halted" if desired == "killed" else desired
         self.plan.before = before
         self.plan.after = after
+        summary = {"name": name, "class": klass, "state": after["state"]}
+        for prop in TOP_LEVEL_PROPERTIES:
+            if prop in current:
+                text = wanted.get(prop, current[prop].value)
+                if text == DEFAULT:  # only netvm can be reset: it follows the global default again
+                    text = reader.props(None)["default_netvm"].value
+                summary[prop] = text
+        self.plan.summary = summary
 
     # -- checks -----------------------------------------------------------------
 

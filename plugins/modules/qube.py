@@ -204,11 +204,12 @@ actions:
   elements: str
   sample: ["create AppVM work from template fedora-42-xfce", "set work memory = '800'", "start work"]
 qube:
-  description: The qube after the run, its power state and the fields the run changed (or would change), in the
-    form qubesd reports them. Use M(corral.qubes.qube_info) for everything.
+  description: The qube after the run (in check mode, as it would be), its name, class, power state, label,
+    template and netvm. The fields that changed are in the diff; M(corral.qubes.qube_info) reads everything.
   returned: unless the qube is absent after the run
   type: dict
-  sample: {"class": "AppVM", "state": "running", "label": "blue", "template": "fedora-42-xfce"}
+  sample: {"name": "work", "class": "AppVM", "state": "running", "label": "blue", "template": "fedora-42-xfce",
+           "netvm": "sys-vpn-work"}
 api_calls:
   description: Number of Admin API calls the run made (reads and writes).
   returned: always
@@ -258,7 +259,7 @@ def main():
     ansible_runner.run_plan(
         module,
         lambda reader: engine.plan_qube(reader, module.params),
-        lambda plan, reader, applied: {"qube": plan.after} if plan.after.get("state") != "absent" else {},
+        lambda plan, reader, applied: {"qube": plan.summary} if plan.summary else {},
     )
 
 

@@ -24,6 +24,9 @@ def test_create_everything_then_nothing_to_do(dom0, player):
     assert result["actions"][0] == "create AppVM work from template fedora-42-xfce"
     assert result["actions"][-1] == "start work"
     assert result["diff"]["before"] == {"state": "absent"}
+    summary = {"name": "work", "class": "AppVM", "state": "running", "label": "blue",
+               "template": "fedora-42-xfce", "netvm": "sys-firewall"}
+    assert result["qube"] == summary
     assert result["diff"]["after"]["features"] == {"gui": "1", "video-model": "cirrus", "answer": "42", "off": "",
                                                    "service.cups": "", "service.crond": "1"}
 
@@ -44,6 +47,7 @@ def test_create_everything_then_nothing_to_do(dom0, player):
     mark = dom0.mark()
     again = player.run([WORK], diff=True)
     assert again.changed == 0 and again[0]["actions"] == [] and "diff" not in again[0]
+    assert again[0]["qube"] == summary
     assert dom0.writes_since(mark) == []
     reads = [call["method"] for call in dom0.calls_since(mark)]
     assert "admin.vm.property.Get" not in reads  # properties come from one GetAll
@@ -83,6 +87,7 @@ def test_power_states(dom0, player):
     mark = dom0.mark()
     run = player.run([qube("p", state="running"), qube("p", state="absent"), qube("p", state="absent")])
     assert run[1]["actions"] == ["kill p", "remove p"] and run[2]["changed"] is False
+    assert "qube" not in run[1] and "qube" not in run[2]
     assert [c["method"] for c in dom0.writes_since(mark)] == ["admin.vm.Start", "admin.vm.Kill", "admin.vm.Remove"]
     assert "p" not in dom0.client().list_vms()
 
@@ -266,3 +271,27 @@ def test_running_qube_cannot_move_to_a_halted_netvm(dom0, player):
     assert dom0.writes_since(mark) == []
     moved = player.run([qube("net2", state="running"), qube("r", netvm="net2")])
     assert not moved.failed and dom0.client().property_get("r", "netvm").value == "net2"
+
+
+def test_release_42_dom0(dom0_factory, player):
+    dom0 = dom0_factory(release="4.2", name="r42")
+    player.dom0 = dom0
+    mark = dom0.mark()
+    run = player.run([qube("my.qube", label="red"),
+                      qube("work", label="red", properties={"bootmode": "default"}),
+                      qube("work", label="red", template="fedora-41-xfce", properties={"memory": 500},
+                           state="running"),
+                      qube("work", label="red", template="fedora-41-xfce", properties={"memory": 500},
+                           state="running")])
+    assert run[0]["field"] == "name" and "R4.2" in run[0]["msg"]
+    assert run[1]["field"] == "properties.bootmode"
+    assert [c["method"] for c in dom0.writes_since(mark)][:1] == ["admin.vm.Create.AppVM"]
+    assert run[2]["changed"] and run[3]["changed"] is False
+    assert dom0.client().list_vms("work")["work"].state == "Running"
+
+
+def test_unreachable_qubesd_is_a_clear_failure(dom0, player, tmp_path):
+    run = player.run([qube("x", label="red", qubesd_socket=str(tmp_path / "nothing.sock")),
+                      {"corral.qubes.qube_info": {"qubesd_socket": str(tmp_path / "nothing.sock")}}])
+    for result in run.results:
+        assert result["failed"] and "Failed to connect to qubesd service" in result["msg"], result
