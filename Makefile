@@ -38,6 +38,15 @@ setup: $(BIN)/.linked
 rehearse: setup
 	rm -f .rehearsal/calls.jsonl
 	$(BIN)/python -m rehearsal demo --state .rehearsal/state --socket .rehearsal/qubesd.sock --call-log .rehearsal/calls.jsonl
+	@echo; echo "== The reference layout (inventories/t420s) with ansible-playbook site.yml on another fresh rehearsal dom0"
+	rm -f .rehearsal/site-calls.jsonl
+	$(BIN)/python -m rehearsal run --fresh --state .rehearsal/site-state --socket .rehearsal/site.sock \
+	    --call-log .rehearsal/site-calls.jsonl -- sh -c '\
+	    echo "-- what would change (--check --diff; whole output in .rehearsal/site-check.txt):"; \
+	    ansible-playbook site.yml --check --diff > .rehearsal/site-check.txt 2>&1; \
+	    grep -E "^(changed|ok|failed|fatal|\[WARNING\])" .rehearsal/site-check.txt; \
+	    echo "-- converge:"; ansible-playbook site.yml | tail -4 && \
+	    echo "-- and again, nothing to do:"; ansible-playbook site.yml | tail -4'
 
 test: lint sanity pytest molecule
 

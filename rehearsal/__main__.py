@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import subprocess
 import signal
 import sys
 import tempfile
@@ -154,6 +155,19 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    """Serve a fresh (or kept) rehearsal dom0 while one command runs with QUBESD_SOCKET pointing at it."""
+    if not args.command_argv:
+        print("run: give a command after --", file=sys.stderr)
+        return 2
+    if args.fresh and os.path.exists(args.state):
+        shutil.rmtree(args.state)
+    os.makedirs(os.path.dirname(os.path.abspath(args.socket)), exist_ok=True)
+    env = dict(os.environ, QUBESD_SOCKET=os.path.abspath(args.socket))
+    with BackgroundServer(build_server(args)):
+        return subprocess.run(args.command_argv, env=env, check=False).returncode
+
+
 def main(argv=None) -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(prog="python -m rehearsal", description=__doc__.splitlines()[0])
@@ -161,7 +175,10 @@ def main(argv=None) -> int:
 
     serve = sub.add_parser("serve", help="serve the Admin API")
     demo = sub.add_parser("demo", help="start a fresh rehearsal dom0 and show it working")
-    for p in (serve, demo):
+    run = sub.add_parser("run", help="serve while a command runs (QUBESD_SOCKET is set for it)")
+    run.add_argument("--fresh", action="store_true", help="start from a fresh state")
+    run.add_argument("command_argv", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+    for p in (serve, demo, run):
         _add_state_options(p)
         p.add_argument("--socket", default=DEFAULT_SOCKET, help="socket path (default %(default)s)")
         p.add_argument("--call-log", help="append one JSON line per call to this file")
@@ -173,6 +190,7 @@ def main(argv=None) -> int:
                        help="how long a qube stays Halting after a shutdown (default %(default)s)")
         p.add_argument("--debug", action="store_true", help="print tracebacks of aborted requests")
     demo.set_defaults(func=cmd_demo)
+    run.set_defaults(func=cmd_run)
     serve.set_defaults(func=cmd_serve)
 
     init = sub.add_parser("init", help="write a fresh state")
@@ -189,6 +207,8 @@ def main(argv=None) -> int:
     call.set_defaults(func=cmd_call)
 
     args = parser.parse_args(argv)
+    if args.command == "run" and args.command_argv[:1] == ["--"]:
+        args.command_argv = args.command_argv[1:]
     if getattr(args, "call_log", "unset") is None and args.command == "demo":
         args.call_log = os.path.join(tempfile.gettempdir(), "rehearsal-demo-calls.jsonl")
     return args.func(args)

@@ -413,11 +413,26 @@ class QubeSpec:
 class QubePlanner:
     """Plans one qube against the state a :class:`Reader` sees."""
 
-    def __init__(self, reader: Reader, spec: QubeSpec):
+    def __init__(self, reader: Reader, spec: QubeSpec, check_mode: bool = False):
         self.reader = reader
         self.spec = spec
         self.plan = Plan()
         self.name = spec.name
+        self.check_mode = check_mode
+
+    def _missing(self, field: str, name: str, hint: str = "") -> bool:
+        """Whether qube ``name`` is missing: an error, or in check mode a warning.
+
+        In check mode an earlier task of the same run may create the qube, so
+        the plan goes on without the checks that need it.
+        """
+        if name in self.reader.vms:
+            return False
+        if self.check_mode:
+            self.plan.warnings.append(f"{self.name}: {field}: {name} does not exist yet; check mode assumes "
+                                      "an earlier task of this run creates it")
+            return True
+        raise PlanError(field, f"no qube named {name!r}{hint}")
 
     # -- entry point ------------------------------------------------------------
 
@@ -469,9 +484,11 @@ class QubePlanner:
     def _plan_new(self) -> None:
         spec, name, reader = self.spec, self.name, self.reader
         source = None
-        if spec.clone_from is not None:
-            if spec.clone_from not in reader.vms:
-                raise PlanError("clone_from", f"no qube named {spec.clone_from}")
+        pending = None  # check mode: a source qube an earlier task is expected to create
+        if spec.clone_from is not None and self._missing("clone_from", spec.clone_from):
+            pending = spec.clone_from
+            klass = spec.klass or "AppVM"
+        elif spec.clone_from is not None:
             source = spec.clone_from
             source_class = reader.vms[source].klass
             if source_class not in schema.CLASSES:
@@ -487,15 +504,16 @@ class QubePlanner:
             # A TemplateVM or StandaloneVM made from another qube's root, as qvm-create does it.
             base_field, raw = spec.properties.pop("template")
             base = canonical_property(base_field, "vm", raw)
-            if source is not None:
+            if spec.clone_from is not None:
                 raise PlanError(base_field, "give either clone_from or template for a "
                                 f"{klass}, not both")
-            if base not in reader.vms or base == "dom0":
-                raise PlanError(base_field, f"no qube named {base!r} to copy the root volume from")
-            if reader.vms[base].klass not in schema.OWN_ROOT:
+            if self._missing(base_field, base, " to copy the root volume from"):
+                pending = base
+            elif reader.vms[base].klass not in schema.OWN_ROOT:
                 raise PlanError(base_field, f"{base} is a {reader.vms[base].klass}: a {klass} can only be "
                                 "made from a TemplateVM or StandaloneVM")
-            source = base
+            else:
+                source = base
         release = reader.release
         error = names.vm_name_error(name, release)
         if error:
@@ -506,11 +524,14 @@ class QubePlanner:
         label_value = wanted.pop("label", None)
         if source is not None:
             label = label_value if label_value not in (None, DEFAULT) else reader.props(source)["label"].value
+        elif label_value in (None, DEFAULT) and pending and spec.clone_from:
+            label = None  # the clone's source, not created yet, will give it
         else:
             if label_value in (None, DEFAULT):
                 raise PlanError("label", f"a new qube needs a label, one of: {', '.join(reader.labels)}")
             label = label_value
-        self._check_label("label", label)
+        if label is not None:
+            self._check_label("label", label)
 
         template = wanted.pop("template", None) if klass in ("AppVM", "DispVM") else None
         if klass in ("AppVM", "DispVM"):
@@ -518,15 +539,18 @@ class QubePlanner:
                 raise PlanError("template", "a template cannot be reset to its default")
             if template is None and source is not None:
                 template = reader.props(source)["template"].value
-            if template is None and klass == "DispVM":
+            if template is None and pending:
+                pass  # the clone's source, not created yet, will give it
+            elif template is None and klass == "DispVM":
                 template = reader.props(None)["default_dispvm"].value or None
                 if template is None:
                     raise PlanError("template", "a DispVM needs a template and qubes-prefs has no default_dispvm")
-            if template is None:
+            elif template is None:
                 template = reader.props(None)["default_template"].value or None
                 if template is None:
                     raise PlanError("template", "no template given and qubes-prefs has no default_template")
-            self._check_template(klass, template)
+            if template is not None:
+                self._check_template(klass, template)
 
         pools = self._check_pool()
         self._check_new_properties(wanted, table, klass)
@@ -558,6 +582,8 @@ class QubePlanner:
             how = f"clone {spec.clone_from} to {name}"
         elif base:
             how += f" with a copy of {base}'s root volume"
+        if pending:
+            how += f" ({pending} does not exist yet)"
 
         def create(client, klass=klass, template=template):
             client.create(klass, name, label, template=template if klass in ("AppVM", "DispVM") else None,
@@ -567,6 +593,8 @@ class QubePlanner:
 
         if source is not None:
             self._plan_copy(source, klass, copy_props, wanted, copy_features, copy_tags)
+        elif pending:
+            self.plan.add(f"copy the settings of {pending} to {name}", _only_planned)
 
         after_props = {}
         for prop, text in wanted.items():
@@ -623,7 +651,7 @@ class QubePlanner:
         if not self.spec.volumes:
             return
         sizes = dict(schema.DEFAULT_VOLUME_SIZES)
-        if klass in ("AppVM", "DispVM") and template:
+        if klass in ("AppVM", "DispVM") and template in self.reader.vms:
             root = self.reader.volumes(template, only={"root"}).get("root")
             if root:
                 sizes["root"] = root["size"]
@@ -751,8 +779,8 @@ class QubePlanner:
     def _check_template(self, klass: str, template: str) -> None:
         field = self.spec.properties.get("template", ("template", None))[0]
         vms = self.reader.vms
-        if template not in vms:
-            raise PlanError(field, f"no qube named {template!r}: install or create the template first")
+        if self._missing(field, template, ": install or create the template first"):
+            return
         if klass == "AppVM" and vms[template].klass != "TemplateVM":
             raise PlanError(field, f"{template} is a {vms[template].klass}; an AppVM needs a TemplateVM")
         if klass == "DispVM" and self.reader.props(template).get("template_for_dispvms",
@@ -790,9 +818,7 @@ class QubePlanner:
             if table.get(prop) != "vm" or text in (DEFAULT, ""):
                 continue
             field = self.spec.properties[prop][0]
-            if text not in reader.vms:
-                raise PlanError(field, f"no qube named {text!r}")
-            if prop != "netvm":
+            if self._missing(field, text) or prop != "netvm":
                 continue
             if text == self.name:
                 raise PlanError(field, f"{self.name} cannot be its own netvm")
@@ -894,9 +920,18 @@ class QubePlanner:
             self.plan.add(f"pause {name}", lambda c: c.pause(name))
 
 
-def plan_qube(reader: Reader, params: dict) -> Plan:
-    """Validate ``params`` (the qube module's) and plan them against dom0."""
-    return QubePlanner(reader, QubeSpec.from_params(params)).build()
+def _only_planned(client):
+    """A step that exists only in check mode (its source is not created yet); never applied."""
+    raise RuntimeError("a step planned for a qube that does not exist cannot be applied")
+
+
+def plan_qube(reader: Reader, params: dict, check_mode: bool = False) -> Plan:
+    """Validate ``params`` (the qube module's) and plan them against dom0.
+
+    In check mode, qubes the task refers to but that do not exist yet are
+    warnings (an earlier task of the same run may create them), not errors.
+    """
+    return QubePlanner(reader, QubeSpec.from_params(params), check_mode).build()
 
 
 # ---------------------------------------------------------------- global prefs

@@ -258,7 +258,7 @@ def main():
     )
     ansible_runner.run_plan(
         module,
-        lambda reader: engine.plan_qube(reader, module.params),
+        lambda reader: engine.plan_qube(reader, module.params, module.check_mode),
         lambda plan, reader, applied: {"qube": plan.summary} if plan.summary else {},
     )
 

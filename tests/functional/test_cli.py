@@ -59,3 +59,16 @@ def test_demo_tours_a_fresh_dom0(tmp_path):
     assert "QubesVMInUseError: Domain is in use: 'fedora-42-xfce'" in out
     assert "successful writes" in out
     assert (tmp_path / "state" / "qubes.json").exists()
+
+
+def test_run_serves_while_a_command_runs(tmp_path):
+    script = ("import os; from ansible_collections.corral.qubes.plugins.module_utils import client; "
+              "c = client.AdminClient(); c.create('AppVM', 'made', 'red'); print(os.environ['QUBESD_SOCKET'])")
+    args = ("run", "--fresh", "--state", str(tmp_path / "state"), "--socket", str(tmp_path / "q.sock"), "--")
+    result = rehearsal(*args, sys.executable, "-c", script, check=True)
+    assert result.stdout.strip() == str(tmp_path / "q.sock")
+    assert "made" in (tmp_path / "state" / "qubes.json").read_text()
+    again = rehearsal(*args, sys.executable, "-c", "raise SystemExit(7)")
+    assert again.returncode == 7
+    assert "made" not in (tmp_path / "state" / "qubes.json").read_text()  # --fresh started over
+    assert rehearsal("run", "--state", str(tmp_path / "state"), "--socket", str(tmp_path / "q.sock")).returncode == 2

@@ -228,7 +228,7 @@ BAD_INPUT = [
     (qube("sys-net", services={"cups": "on"}), "services.cups", "true, false or null"),
     (qube("sys-net", label="blue", properties={"label": "red"}), "label", "keep one"),
     (qube("sys-firewall", state="absent"), "state", "cannot be removed while"),
-    (qube("copy", clone_from="missing"), "clone_from", "no qube named missing"),
+    (qube("copy", clone_from="missing"), "clone_from", "no qube named 'missing'"),
     (qube("copy", clone_from="sys-net", **{"class": "TemplateVM"}), "class", "keeps the class"),
     (qube("disp", label="red", **{"class": "DispVM"}, template="fedora-42-xfce"), "template",
      "template_for_dispvms"),
@@ -295,3 +295,26 @@ def test_unreachable_qubesd_is_a_clear_failure(dom0, player, tmp_path):
                       {"corral.qubes.qube_info": {"qubesd_socket": str(tmp_path / "nothing.sock")}}])
     for result in run.results:
         assert result["failed"] and "Failed to connect to qubesd service" in result["msg"], result
+
+
+def test_check_mode_of_a_layout_on_a_fresh_dom0(dom0, player):
+    """Qubes created by earlier tasks do not exist yet in check mode: warnings, not failures."""
+    layout = [qube("net", label="blue", properties={"provides_network": True}, netvm="sys-firewall"),
+              qube("behind", label="red", netvm="net", state="running"),
+              qube("copy", clone_from="behind", tags=["x"]),
+              qube("tpl", **{"class": "TemplateVM"}, label="black"),
+              qube("app", label="red", template="tpl", volumes={"private": "3GiB"}),
+              qube("solo", **{"class": "StandaloneVM"}, template="tpl", label="red")]
+    mark = dom0.mark()
+    checked = player.run(layout, check=True)
+    assert not checked.failed and checked.changed == len(layout), checked.results
+    assert dom0.writes_since(mark) == []
+    assert "net does not exist yet" in " ".join(checked[1]["warnings"])
+    assert checked[2]["actions"][0] == "clone behind to copy (behind does not exist yet)"
+    assert checked[4]["actions"][0] == "create AppVM app from template tpl"
+    applied = player.run(layout)
+    assert not applied.failed and applied.changed == len(layout), applied.results
+    assert player.run(layout).changed == 0
+    bad = player.run([qube("other", label="red", netvm="nowhere")], check=True)
+    assert "warnings" in bad[0] and bad[0]["changed"]
+    assert player.run([qube("other", label="red", netvm="nowhere")])[0]["field"] == "netvm"

@@ -1,13 +1,18 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Verify the converged layout through the Admin API (testinfra runs on the instance, dom0)."""
+"""Verify the reference layout (inventories/t420s) through the Admin API; testinfra runs on dom0."""
 
 from __future__ import annotations
 
 import os
+import pathlib
+
+import yaml
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
+from ansible_collections.corral.qubes.plugins.module_utils import formats
 
-GiB = 1024 ** 3
+GROUP_VARS = pathlib.Path(__file__).resolve().parents[3] / "inventories" / "t420s" / "group_vars" / "qubes_admin"
+LAYOUT = yaml.safe_load((GROUP_VARS / "layout.yml").read_text())
 
 
 def admin():
@@ -15,33 +20,38 @@ def admin():
     return client_mod.AdminClient(client_mod.SocketTransport(os.environ["QUBESD_SOCKET"]))
 
 
-def test_domains_as_layout_data(host):
-    result = host.ansible("corral.qubes.qube_info", "names=secure,personal,untrusted,vault,win7", check=False)
-    qubes = result["qubes"]
-    assert {name: data["label"] for name, data in qubes.items()} == {
-        "secure": "green", "personal": "yellow", "untrusted": "red", "vault": "black", "win7": "blue"}
-    assert qubes["untrusted"]["state"] == "running" and qubes["secure"]["state"] == "halted"
-    assert qubes["vault"]["netvm"] == "" and qubes["secure"]["netvm"] == "sys-firewall"
-    assert qubes["secure"]["services"] == {"cups": False}
-    assert qubes["personal"]["volumes"]["private"] == "10GiB"
-    assert qubes["win7"]["class"] == "StandaloneVM" and qubes["win7"]["volumes"]["root"] == "60GiB"
-    assert qubes["win7"]["properties"] == {"virt_mode": "hvm", "kernel": "", "memory": 4096, "maxmem": 0}
+def test_every_qube_reads_back_as_its_layout(host):
+    """qube_info (through Ansible on the instance) returns what the layout declares."""
+    result = host.ansible("corral.qubes.qube_info", "names=" + ",".join(LAYOUT["qubes_layout"]), check=False)
+    for name, wanted in LAYOUT["qubes_layout"].items():
+        got = result["qubes"][name]
+        assert got["class"] == wanted.get("class", "AppVM"), name
+        assert got["label"] == wanted["label"], name
+        if "template" in wanted and got["class"] == "AppVM":
+            assert got["template"] == wanted["template"], name
+        if "netvm" in wanted:
+            assert got["netvm"] == wanted["netvm"], name
+        for prop, value in wanted.get("properties", {}).items():
+            assert got["properties"][prop] == value, (name, prop)
+        for feature, value in wanted.get("features", {}).items():
+            assert got["features"][feature] == value, (name, feature)
+        assert got["services"] == wanted.get("services", got["services"]), name
+        if "tags" in wanted:
+            assert sorted(got["tags"]) == sorted(wanted["tags"]), name
+        for volume, size in wanted.get("volumes", {}).items():
+            assert formats.parse_size(got["volumes"][volume]) == formats.parse_size(size), (name, volume)
 
 
-def test_tags_and_power_through_the_admin_api():
+def test_network_qubes_and_offline_qubes():
     client = admin()
-    vms = client.list_vms()
-    assert vms["untrusted"].state == "Running"
-    assert vms["sys-firewall"].state == "Running" and vms["sys-net"].state == "Running"
-    for name in ("secure", "personal", "untrusted"):
-        assert {"corral", "domain"} <= set(client.tag_list(name))
-    assert client.feature_get("win7", "os") == "Windows"
-    assert client.volume_info("win7", "root")["size"] == 60 * GiB
+    assert client.property_get("sys-vpn-work", "provides_network").value == "True"
+    assert client.property_get("work", "netvm").value == "sys-vpn-work"
+    for name in ("vault", "sys-usb"):
+        netvm = client.property_get(name, "netvm")
+        assert (netvm.value, netvm.is_default) == ("", False), name
 
 
 def test_global_preferences():
     client = admin()
-    assert client.property_get(None, "default_dispvm").value == "untrusted-dvm"
-    timeout = client.property_get(None, "default_qrexec_timeout")
-    assert (timeout.value, timeout.is_default) == ("90", False)
-    assert client.property_get("untrusted-dvm", "template_for_dispvms").value == "True"
+    for prop, value in LAYOUT["qubes_prefs"].items():
+        assert client.property_get(None, prop).value == value, prop
