@@ -81,28 +81,13 @@ field:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.corral.qubes.plugins.module_utils import ansible_runner, engine
+from ansible_collections.corral.qubes.plugins.module_utils import tasks
 
 
 def main():
-    """Run the module."""
-    module = AnsibleModule(
-        argument_spec=dict(
-            ansible_runner.ADMIN_API_ARGS,
-            properties={"type": "dict", "required": True},
-        ),
-        supports_check_mode=True,
-    )
-
-    def result_of(plan, reader, applied):
-        current = reader.client.property_get_all(None) if applied else reader.props(None)
-        prefs = {prop: value.native for prop, value in current.items()}
-        if not applied:
-            prefs.update({prop: value for prop, value in plan.after.items() if value != "(default)"})
-        return {"prefs": prefs}
-
-    ansible_runner.run_plan(module, lambda reader: engine.plan_prefs(reader, module.params["properties"]),
-                            result_of)
+    """Run the module (the action plugin of the same name runs the same task in-process when it can)."""
+    module = AnsibleModule(argument_spec=tasks.ARGUMENT_SPECS["prefs"], supports_check_mode=True)
+    tasks.exit_module(module, "prefs")
 
 
 if __name__ == "__main__":

@@ -229,38 +229,13 @@ actions_done:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.corral.qubes.plugins.module_utils import ansible_runner, engine
+from ansible_collections.corral.qubes.plugins.module_utils import tasks
 
 
 def main():
-    """Run the module."""
-    module = AnsibleModule(
-        argument_spec=dict(
-            ansible_runner.ADMIN_API_ARGS,
-            name={"type": "str", "required": True},
-            state={"type": "str", "default": "present", "choices": list(engine.QUBE_STATES)},
-            **{"class": {"type": "str", "choices": ["AppVM", "TemplateVM", "StandaloneVM", "DispVM"],
-                         "aliases": ["klass"]}},
-            template={"type": "str"},
-            label={"type": "str"},
-            netvm={"type": "str"},
-            properties={"type": "dict", "default": {}},
-            features={"type": "dict", "default": {}},
-            services={"type": "dict", "default": {}},
-            tags={"type": "list", "elements": "str"},
-            tags_mode={"type": "str", "default": "exact", "choices": list(engine.TAGS_MODES)},
-            volumes={"type": "dict", "default": {}},
-            pool={"type": "raw"},
-            clone_from={"type": "str"},
-            shutdown_if_needed={"type": "bool", "default": False},
-        ),
-        supports_check_mode=True,
-    )
-    ansible_runner.run_plan(
-        module,
-        lambda reader: engine.plan_qube(reader, module.params, module.check_mode),
-        lambda plan, reader, applied: {"qube": plan.summary} if plan.summary else {},
-    )
+    """Run the module (the action plugin of the same name runs the same task in-process when it can)."""
+    module = AnsibleModule(argument_spec=tasks.ARGUMENT_SPECS["qube"], supports_check_mode=True)
+    tasks.exit_module(module, "qube")
 
 
 if __name__ == "__main__":

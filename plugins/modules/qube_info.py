@@ -108,37 +108,13 @@ api_calls:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.corral.qubes.plugins.module_utils import ansible_runner, engine, wire
+from ansible_collections.corral.qubes.plugins.module_utils import tasks
 
 
 def main():
-    """Run the module."""
-    module = AnsibleModule(
-        argument_spec=dict(
-            ansible_runner.ADMIN_API_ARGS,
-            names={"type": "list", "elements": "str", "default": []},
-            sections={"type": "list", "elements": "str", "default": list(engine.INFO_SECTIONS),
-                      "choices": list(engine.INFO_SECTIONS)},
-        ),
-        supports_check_mode=True,
-    )
-    client = ansible_runner.connect(module)
-    reader = engine.Reader(client)
-    try:
-        known = reader.vms
-        wanted = module.params["names"] or [name for name, entry in known.items() if entry.klass != "AdminVM"]
-        missing = [name for name in wanted if name not in known]
-        if missing:
-            module.fail_json(msg=f"names: no qube named {', '.join(missing)}", field="names")
-        if any(known[name].klass == "AdminVM" for name in wanted):
-            module.fail_json(msg="names: dom0 is not a qube this module describes; "
-                             "read global preferences with corral.qubes.prefs in check mode", field="names")
-        qubes, details = {}, {}
-        for name in wanted:
-            qubes[name], details[name] = engine.describe_qube(reader, name, module.params["sections"])
-    except wire.QubesException as exc:
-        module.fail_json(msg=f"reading qubes failed: {type(exc).__name__}: {exc}")
-    module.exit_json(changed=False, qubes=qubes, details=details, api_calls=sum(client.calls.values()))
+    """Run the module (the action plugin of the same name runs the same task in-process when it can)."""
+    module = AnsibleModule(argument_spec=tasks.ARGUMENT_SPECS["qube_info"], supports_check_mode=True)
+    tasks.exit_module(module, "qube_info")
 
 
 if __name__ == "__main__":

@@ -318,3 +318,24 @@ def test_check_mode_of_a_layout_on_a_fresh_dom0(dom0, player):
     bad = player.run([qube("other", label="red", netvm="nowhere")], check=True)
     assert "warnings" in bad[0] and bad[0]["changed"]
     assert player.run([qube("other", label="red", netvm="nowhere")])[0]["field"] == "netvm"
+
+
+def test_in_process_and_module_process_agree(dom0, dom0_factory, player):
+    """On a local connection the action plugin runs the task in-process; with a task environment the module
+    process runs, and sees that environment (here: another dom0's socket)."""
+    other = dom0_factory(name="other")
+    as_module = {"environment": {"QUBESD_SOCKET": other.socket}}
+    args = {"label": "red", "properties": {"memory": 500}, "tags": ["x"]}
+    run = player.run([{**qube("m1", **args), **as_module}, qube("m2", **args),
+                      {**qube("m1", **args), **as_module}, qube("m2", **args),
+                      qube("m3", label="red", colour="blue"), {**qube("m3", label="red", colour="blue"), **as_module},
+                      {**qube("m3", label="red", state="asleep"), **as_module}, qube("m3", label="red", state="asleep")])
+    assert "m1" in other.client().list_vms() and "m1" not in dom0.client().list_vms()
+    assert "m2" in dom0.client().list_vms() and "m2" not in other.client().list_vms()
+    assert run[0]["actions"] == [a.replace("m2", "m1") for a in run[1]["actions"]]
+    assert run[0]["qube"] == {**run[1]["qube"], "name": "m1"}
+    assert run[2]["changed"] is False and run[3]["changed"] is False
+    for index in (4, 5):
+        assert run[index]["failed"] and "Unsupported parameters" in run[index]["msg"] and "colour" in run[index]["msg"]
+    for index in (6, 7):
+        assert run[index]["failed"] and "state" in run[index]["msg"] and "asleep" in run[index]["msg"]

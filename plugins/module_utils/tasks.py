@@ -1,0 +1,134 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the corral.qubes collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Every task the collection runs, from validated parameters to a result dict.
+
+The argument specs live here once.  The modules (run by Ansible as a
+separate process) and the action plugins of the same names (which, on a
+local connection, run the same task inside Ansible's own process and save
+the module start-up) both call :func:`run`.  No Ansible imports.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
+from ansible_collections.corral.qubes.plugins.module_utils import engine, schema, wire
+
+ADMIN_API_ARGS = {"qubesd_socket": {"type": "path"}}
+
+ARGUMENT_SPECS = {
+    "qube": dict(
+        ADMIN_API_ARGS,
+        name={"type": "str", "required": True},
+        state={"type": "str", "default": "present", "choices": list(engine.QUBE_STATES)},
+        template={"type": "str"},
+        label={"type": "str"},
+        netvm={"type": "str"},
+        properties={"type": "dict", "default": {}},
+        features={"type": "dict", "default": {}},
+        services={"type": "dict", "default": {}},
+        tags={"type": "list", "elements": "str"},
+        tags_mode={"type": "str", "default": "exact", "choices": list(engine.TAGS_MODES)},
+        volumes={"type": "dict", "default": {}},
+        pool={"type": "raw"},
+        clone_from={"type": "str"},
+        shutdown_if_needed={"type": "bool", "default": False},
+        **{"class": {"type": "str", "choices": list(schema.CLASSES), "aliases": ["klass"]}},
+    ),
+    "prefs": dict(
+        ADMIN_API_ARGS,
+        properties={"type": "dict", "required": True},
+    ),
+    "qube_info": dict(
+        ADMIN_API_ARGS,
+        names={"type": "list", "elements": "str", "default": []},
+        sections={"type": "list", "elements": "str", "default": list(engine.INFO_SECTIONS),
+                  "choices": list(engine.INFO_SECTIONS)},
+    ),
+}
+
+
+def connect(params: dict) -> client_mod.AdminClient:
+    """An Admin API client for the task's connection options."""
+    return client_mod.AdminClient(client_mod.default_transport(params.get("qubesd_socket")))
+
+
+def run(kind: str, params: dict, check_mode: bool = False, diff: bool = False) -> dict:
+    """Run one task; the result as Ansible reports it (``failed`` and ``msg`` on failure)."""
+    client = connect(params)
+    reader = engine.Reader(client)
+    if kind == "qube_info":
+        result = _info(reader, params)
+    else:
+        result = _converge(kind, reader, params, check_mode, diff)
+    result["api_calls"] = sum(client.calls.values())
+    return result
+
+
+def _converge(kind: str, reader: engine.Reader, params: dict, check_mode: bool, diff: bool) -> dict:
+    """Plan, apply unless in check mode, report.
+
+    Bad input (:class:`engine.PlanError`) fails before any mutating call,
+    naming the field; a failed step reports what had been applied before it.
+    """
+    try:
+        if kind == "qube":
+            plan = engine.plan_qube(reader, params, check_mode)
+        else:
+            plan = engine.plan_prefs(reader, params["properties"])
+    except engine.PlanError as exc:
+        return {"failed": True, "changed": False, "msg": str(exc), "field": exc.field}
+    except wire.QubesException as exc:
+        return {"failed": True, "changed": False,
+                "msg": f"reading the current state failed: {type(exc).__name__}: {exc}"}
+    result: dict = {"changed": plan.changed, "actions": plan.actions}
+    if plan.warnings:
+        result["warnings"] = list(plan.warnings)
+    if diff and plan.changed:
+        result["diff"] = {"before": plan.before, "after": plan.after}
+    applied = plan.changed and not check_mode
+    if applied:
+        try:
+            plan.apply(reader.client)
+        except engine.ApplyError as exc:
+            return {"failed": True, "changed": bool(exc.done), "msg": str(exc), "actions_done": exc.done,
+                    "actions": plan.actions}
+    if kind == "qube":
+        if plan.summary:
+            result["qube"] = plan.summary
+    else:
+        current = reader.client.property_get_all(None) if applied else reader.props(None)
+        prefs = {prop: value.native for prop, value in current.items()}
+        if not applied:
+            prefs.update({prop: value for prop, value in plan.after.items() if value != "(default)"})
+        result["prefs"] = prefs
+    return result
+
+
+def _info(reader: engine.Reader, params: dict) -> dict:
+    try:
+        known = reader.vms
+        wanted = params["names"] or [name for name, entry in known.items() if entry.klass != "AdminVM"]
+        missing = [name for name in wanted if name not in known]
+        if missing:
+            return {"failed": True, "changed": False, "field": "names",
+                    "msg": f"names: no qube named {', '.join(missing)}"}
+        if any(known[name].klass == "AdminVM" for name in wanted):
+            return {"failed": True, "changed": False, "field": "names",
+                    "msg": "names: dom0 is not a qube this module describes; "
+                           "read global preferences with corral.qubes.prefs in check mode"}
+        qubes, details = {}, {}
+        for name in wanted:
+            qubes[name], details[name] = engine.describe_qube(reader, name, params["sections"])
+    except wire.QubesException as exc:
+        return {"failed": True, "changed": False, "msg": f"reading qubes failed: {type(exc).__name__}: {exc}"}
+    return {"changed": False, "qubes": qubes, "details": details}
+
+
+def exit_module(module, kind: str) -> None:
+    """Run a task inside an AnsibleModule and exit with its result."""
+    result = run(kind, module.params, module.check_mode, module._diff)  # pylint: disable=protected-access
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
