@@ -20,6 +20,10 @@ options:
         where the qrexec admin policy decides what it may do.
     type: path
 attributes:
+  action:
+    support: full
+    description: On a local connection without C(become) or a task C(environment), the action plugin runs the
+      task inside Ansible's process (same validation, same result); otherwise the module runs as usual.
   platform:
     support: full
     platforms: [qubes]
