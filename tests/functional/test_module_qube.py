@@ -339,3 +339,17 @@ def test_in_process_and_module_process_agree(dom0, dom0_factory, player):
         assert run[index]["failed"] and "Unsupported parameters" in run[index]["msg"] and "colour" in run[index]["msg"]
     for index in (6, 7):
         assert run[index]["failed"] and "state" in run[index]["msg"] and "asleep" in run[index]["msg"]
+
+
+def test_check_mode_for_every_state_changes_nothing(dom0, player):
+    player.run([qube("c", label="red", state="running")])
+    tasks = [qube("c", state=state) for state in ("halted", "paused", "killed", "absent")]
+    tasks += [qube("c", template="debian-13-xfce", shutdown_if_needed=True), qube("c", volumes={"private": "9GiB"}),
+              qube("c", tags=["t"], features={"f": 1}, services={"s": False}), qube("c", state="running")]
+    mark = dom0.mark()
+    run = player.run(tasks, check=True, diff=True)
+    assert [r["changed"] for r in run.results] == [True, True, True, True, True, True, True, False]
+    assert [r["diff"]["after"]["state"] for r in run.results[:4]] == ["halted", "paused", "halted", "absent"]
+    assert run[3]["actions"] == ["kill c", "remove c"]
+    assert dom0.writes_since(mark) == []
+    assert dom0.client().list_vms("c")["c"].state == "Running"
