@@ -54,8 +54,8 @@ class PlanError(ValueError):
 class ApplyError(RuntimeError):
     """A step failed; ``done`` lists the steps that had already been applied."""
 
-    def __init__(self, step: str, error: Exception, done: list[str]):
-        super().__init__(f"{step} failed: {type(error).__name__}: {error}")
+    def __init__(self, step: str, error: Exception, done: list[str], undone: str = ""):
+        super().__init__(f"{step} failed: {type(error).__name__}: {error}{undone}")
         self.step = step
         self.error = error
         self.done = done
@@ -250,6 +250,8 @@ class Plan:
     warnings: list = dataclasses.field(default_factory=list)
     summary: dict = dataclasses.field(default_factory=dict)
     """The object after the plan: name, class, power state, label, template, netvm."""
+    undo: tuple | None = None
+    """(steps covered, text, run): if one of the first ``steps covered`` steps fails, ``run`` undoes them."""
 
     @property
     def changed(self) -> bool:
@@ -268,13 +270,24 @@ class Plan:
     def apply(self, client) -> list[str]:
         """Run every step in order; on failure raise :class:`ApplyError`."""
         done: list[str] = []
-        for step in self.steps:
+        for index, step in enumerate(self.steps):
             try:
                 step.run(client)
             except (wire.QubesException, OSError, ValueError) as exc:
-                raise ApplyError(step.text, exc, done) from exc
+                raise ApplyError(step.text, exc, done, self._undo(client, index)) from exc
             done.append(step.text)
         return done
+
+    def _undo(self, client, failed_index: int) -> str:
+        """Undo a half-done group of steps (a clone whose copy failed); the outcome in words."""
+        if self.undo is None or failed_index >= self.undo[0]:
+            return ""
+        _covered, text, run = self.undo
+        try:
+            run(client)
+        except (wire.QubesException, OSError, ValueError) as exc:
+            return f"; then {text} failed too ({type(exc).__name__}: {exc})"
+        return f"; {text}, so a new run starts over"
 
 
 def _diff_dict(before: dict, after: dict, key: str, old, new) -> None:
@@ -593,6 +606,8 @@ class QubePlanner:
 
         if source is not None:
             self._plan_copy(source, klass, copy_props, wanted, copy_features, copy_tags)
+            # A half-made copy would look finished to the next run: remove it, as qvm-clone does.
+            self.plan.undo = (len(self.plan.steps), f"removed the half-made {name}", lambda c: c.remove(name))
         elif pending:
             self.plan.add(f"copy the settings of {pending} to {name}", _only_planned)
 
@@ -642,7 +657,8 @@ class QubePlanner:
                 token = client.volume_clone_from(source, volume)
                 client.volume_clone_to(name, volume, token)
 
-        parts = [f"{len(props)} properties", f"{len(features)} features", f"{len(tags)} tags", "firewall"]
+        parts = [_count(len(props), "property", "properties"), _count(len(features), "feature", "features"),
+                 _count(len(tags), "tag", "tags"), "firewall"]
         if volumes:
             parts.append(f"volumes {', '.join(volumes)}")
         self.plan.add(f"copy {', '.join(parts)} of {source} to {name}", copy)
@@ -918,6 +934,10 @@ class QubePlanner:
             if power == "halted":
                 self.plan.add(f"start {name}", lambda c: c.start(name))
             self.plan.add(f"pause {name}", lambda c: c.pause(name))
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
 
 
 def _only_planned(client):

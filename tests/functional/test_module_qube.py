@@ -353,3 +353,18 @@ def test_check_mode_for_every_state_changes_nothing(dom0, player):
     assert run[3]["actions"] == ["kill c", "remove c"]
     assert dom0.writes_since(mark) == []
     assert dom0.client().list_vms("c")["c"].state == "Running"
+
+
+def test_a_clone_that_fails_half_way_is_removed(dom0_factory, player):
+    dom0 = dom0_factory(extra_args=["--fault", "admin.vm.volume.CloneTo:1:fail"], name="faulty-clone")
+    player.dom0 = dom0
+    run = player.run([qube("copy", clone_from="default-dvm", label="orange"),
+                      qube("copy", clone_from="default-dvm", label="orange"),
+                      qube("copy", clone_from="default-dvm", label="orange")])
+    assert run[0]["failed"] and "removed the half-made copy, so a new run starts over" in run[0]["msg"]
+    assert run[1]["actions"][:2] == ["clone default-dvm to copy",
+                                     "copy 1 property, 1 feature, 0 tags, firewall, volumes private of "
+                                     "default-dvm to copy"]
+    assert not run[1].get("failed") and run[2]["changed"] is False
+    props = dom0.client().property_get_all("copy")
+    assert props["template_for_dispvms"].value == "True" and props["label"].value == "orange"
