@@ -744,6 +744,10 @@ class QubePlanner:
             power_done = False
         for prop, text in sorted(prop_steps, key=lambda step: step[0] not in schema.HALTED_ONLY):
             self._add_property_step(prop, text)
+        at_start = sorted(prop for prop, _text in prop_steps if prop in schema.APPLIED_AT_START)
+        if at_start and power != "halted" and desired not in ("halted", "killed"):
+            self.plan.warnings.append(f"{name} is {power}: {', '.join(at_start)} take effect when it next "
+                                      "starts (shut it down and start it, or use state: halted then running)")
 
         features = reader.features(name, only=set(spec.features))
         self._plan_features(features, before, after)

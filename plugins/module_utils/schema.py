@@ -61,6 +61,11 @@ POSITIVE_INTS = frozenset({
 HALTED_ONLY = frozenset({"template"})
 """Properties qubesd refuses to change while the qube is not halted."""
 
+APPLIED_AT_START = frozenset({
+    "virt_mode", "kernel", "kernelopts", "vcpus", "memory", "maxmem", "debug", "mac", "stubdom_mem", "bootmode",
+})
+"""Properties qubesd accepts on a running qube but that only take effect when it next starts."""
+
 DEFAULT_VOLUME_SIZES = {"root": 10 * 1024 ** 3, "private": 2 * 1024 ** 3, "volatile": 10 * 1024 ** 3}
 """Sizes of new volumes in bytes (an AppVM's root follows its template)."""
 

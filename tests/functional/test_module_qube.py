@@ -353,6 +353,11 @@ def test_check_mode_for_every_state_changes_nothing(dom0, player):
     assert run[3]["actions"] == ["kill c", "remove c"]
     assert dom0.writes_since(mark) == []
     assert dom0.client().list_vms("c")["c"].state == "Running"
+    warned = player.run([qube("c", properties={"memory": 700, "vcpus": 1, "autostart": True}),
+                         qube("c", properties={"memory": 800}, state="halted")])
+    assert warned[0]["warnings"] == ["c is running: memory, vcpus take effect when it next starts "
+                                     "(shut it down and start it, or use state: halted then running)"]
+    assert "warnings" not in warned[1]
 
 
 def test_a_clone_that_fails_half_way_is_removed(dom0_factory, player):
