@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 
 from playbook import BIN, ROOT, ansible_env
 
@@ -22,3 +24,22 @@ def test_site_check_diff_on_a_fresh_dom0_changes_nothing(dom0, tmp_path):
     assert "changed: [dom0] => (item=work)" in proc.stdout
     assert "--- before" in proc.stdout and "failed=0" in proc.stdout
     assert dom0.writes_since(mark) == []
+
+
+def test_production_socket_path_without_configuration(tmp_path):
+    """In private user and mount namespaces the rehearsal serves /var/run/qubesd.sock, as qubesd does in dom0, and the
+    site playbook runs with no socket configured at all."""
+    state = tmp_path / "state"
+    script = (
+        "mount -t tmpfs corral-run /run && "
+        f"{sys.executable} -m rehearsal run --fresh --state {state} --socket /var/run/qubesd.sock -- "
+        f"env -u QUBESD_SOCKET {BIN / 'ansible-playbook'} site.yml")
+    env = {key: value for key, value in os.environ.items() if key != "QUBESD_SOCKET"}
+    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "failed=0" in proc.stdout and "changed=1" in proc.stdout
+    assert "sys-vpn-work" in (state / "qubes.json").read_text()
+    assert not os.path.exists("/var/run/qubesd.sock") or os.path.exists("/etc/qubes-release")
