@@ -432,6 +432,8 @@ class QubePlanner:
         self.plan = Plan()
         self.name = spec.name
         self.check_mode = check_mode
+        self.netvm_to_start = None
+        """A halted netvm that a running qube moves to: started before the change."""
 
     def _missing(self, field: str, name: str, hint: str = "") -> bool:
         """Whether qube ``name`` is missing: an error, or in check mode a warning.
@@ -728,11 +730,14 @@ class QubePlanner:
             prop_steps.append((prop, text))
 
         desired = spec.state
+        power_done = False
+        if desired in ("halted", "killed") and power != "halted":
+            # Stop first: a halted qube accepts every change (a template, a halted netvm, ...).
+            self._plan_power(power, desired)
+            power_done = True
+            power = "halted"
         if halted_needed and power != "halted":
-            if desired in ("halted", "killed"):
-                self._plan_power(power, desired)
-                power_done = True
-            elif spec.shutdown_if_needed:
+            if spec.shutdown_if_needed:
                 self._plan_stop(power)
                 power_done = False
                 power = "halted"
@@ -740,8 +745,9 @@ class QubePlanner:
                 raise PlanError("shutdown_if_needed", f"changing {', '.join(halted_needed)} of {name} needs it "
                                 f"halted and it is {power}: set shutdown_if_needed: true (it is started again "
                                 "afterwards) or state: halted")
-        else:
-            power_done = False
+        if self.netvm_to_start and power != "halted":
+            netvm = self.netvm_to_start
+            self.plan.add(f"start {netvm}, the new netvm of running {name}", lambda c: c.start(netvm))
         for prop, text in sorted(prop_steps, key=lambda step: step[0] not in schema.HALTED_ONLY):
             self._add_property_step(prop, text)
         at_start = sorted(prop for prop, _text in prop_steps if prop in schema.APPLIED_AT_START)
@@ -749,8 +755,8 @@ class QubePlanner:
             self.plan.warnings.append(f"{name} is {power}: {', '.join(at_start)} take effect when it next "
                                       "starts (shut it down and start it, or use state: halted then running)")
 
-        features = reader.features(name, only=set(spec.features))
-        self._plan_features(features, before, after)
+        if spec.features:
+            self._plan_features(reader.features(name, only=set(spec.features)), before, after)
         if spec.tags is not None:
             self._plan_tags(reader.tags(name), before, after)
         if spec.volumes:
@@ -853,8 +859,8 @@ class QubePlanner:
                     raise PlanError(field, f"network loop: {text} reaches the network through {self.name}")
             if (current is not None and reader.power(self.name) != "halted"
                     and self.spec.state not in ("halted", "killed") and reader.power(text) == "halted"):
-                raise PlanError(field, f"{self.name} is running and {text} is halted: start {text} first, "
-                                f"or halt {self.name}")
+                # qubesd attaches a running qube only to a running netvm: start it (and its own netvms) first.
+                self.netvm_to_start = text
 
     # -- steps ------------------------------------------------------------------
 
@@ -1041,8 +1047,8 @@ def describe_qube(reader: Reader, name: str, sections=INFO_SECTIONS) -> tuple[di
         layout["features"] = {k: v for k, v in features.items() if not k.startswith("service.")}
         layout["services"] = {k[len("service."):]: v == "1" for k, v in features.items() if k.startswith("service.")}
     if "tags" in sections:
-        layout["tags"] = [tag for tag in reader.tags(name) if not tag.startswith(PROTECTED_TAG_PREFIXES)]
         details["tags"] = reader.tags(name)
+        layout["tags"] = [tag for tag in details["tags"] if not tag.startswith(PROTECTED_TAG_PREFIXES)]
     if "volumes" in sections:
         volumes = reader.volumes(name)
         layout["volumes"] = {

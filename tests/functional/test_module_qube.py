@@ -262,15 +262,20 @@ def test_a_failing_step_reports_what_was_done(dom0_factory, player):
     assert again[0]["actions"] == ["set feature b of f = '2'", "set feature c of f = '3'"]
 
 
-def test_running_qube_cannot_move_to_a_halted_netvm(dom0, player):
-    run = player.run([qube("net2", label="red", properties={"provides_network": True}, netvm=""),
+def test_running_qube_moving_to_a_halted_netvm_starts_it_first(dom0, player):
+    run = player.run([qube("net2", label="red", properties={"provides_network": True}, netvm="sys-firewall"),
                       qube("r", label="red", state="running")])
-    mark = dom0.mark()
-    refused = player.run([qube("r", netvm="net2")])
-    assert refused[0]["field"] == "netvm" and "start net2 first" in refused[0]["msg"]
-    assert dom0.writes_since(mark) == []
-    moved = player.run([qube("net2", state="running"), qube("r", netvm="net2")])
-    assert not moved.failed and dom0.client().property_get("r", "netvm").value == "net2"
+    checked = player.run([qube("r", netvm="net2")], check=True)
+    assert checked[0]["actions"] == ["start net2, the new netvm of running r", "set r netvm = 'net2'"]
+    run = player.run([qube("r", netvm="net2"), qube("r", netvm="net2")])
+    assert not run.failed and run[1]["changed"] is False
+    client = dom0.client()
+    assert client.property_get("r", "netvm").value == "net2"
+    assert client.list_vms("net2")["net2"].state == "Running"
+    moved_back = player.run([qube("r", netvm="sys-firewall"), qube("net2", state="halted")])
+    assert not moved_back.failed and client.list_vms("net2")["net2"].state == "Halted"
+    halted = player.run([qube("r", netvm="net2", state="halted")])  # net2 is halted again: stop r first
+    assert halted[0]["actions"] == ["shut down r", "set r netvm = 'net2'"]
 
 
 def test_release_42_dom0(dom0_factory, player):
