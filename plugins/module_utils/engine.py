@@ -921,6 +921,15 @@ class QubePlanner:
 
     def _plan_stop(self, power: str) -> None:
         name = self.name
+        reader = self.reader
+        if name in reader.vms and reader.props(name).get("provides_network",
+                                                         formats.PropertyValue("False")).value == "True":
+            # qubesd refuses a clean shutdown of a netvm that running qubes use: say so before any change.
+            clients = [other for other in reader.vms if other != name and reader.power(other) != "halted"
+                       and "netvm" in reader.props(other) and reader.props(other)["netvm"].value == name]
+            if clients:
+                raise PlanError("state", f"{name} provides network to running {', '.join(sorted(clients))}: "
+                                "halt them or move them to another netvm first")
         if power == "paused":
             self.plan.add(f"unpause {name}", lambda c: c.unpause(name))
         self.plan.add(f"shut down {name}", lambda c: c.shutdown(name, wait=True))

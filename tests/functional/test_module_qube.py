@@ -228,6 +228,7 @@ BAD_INPUT = [
     (qube("sys-net", services={"cups": "on"}), "services.cups", "true, false or null"),
     (qube("sys-net", label="blue", properties={"label": "red"}), "label", "keep one"),
     (qube("sys-firewall", state="absent"), "state", "cannot be removed while"),
+    (qube("sys-net", state="halted"), "state", "provides network to running sys-firewall:"),
     (qube("copy", clone_from="missing"), "clone_from", "no qube named 'missing'"),
     (qube("copy", clone_from="sys-net", **{"class": "TemplateVM"}), "class", "keeps the class"),
     (qube("disp", label="red", **{"class": "DispVM"}, template="fedora-42-xfce"), "template",
@@ -237,6 +238,7 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize("chunk", range(0, len(BAD_INPUT), 11))
 def test_bad_input_fails_before_any_change(dom0, player, chunk):
+    player.run([qube("unrelated", label="red", state="running")])  # sys-firewall and sys-net run for it
     cases = BAD_INPUT[chunk:chunk + 11]
     before = dom0.client().list_vms()
     mark = dom0.mark()
