@@ -2,9 +2,11 @@
 
 Prints, for --qubes qubes: wall time of the first run (creates everything),
 of a second run (no change), of a check-mode run with --diff after one
-change, the Admin API calls each run made (reads and writes, from the
-server's call log) and the engine's own planning time per qube without
-Ansible around it.  Nothing is asserted: these are measurements.
+change and of the no-change run with the modules as separate processes,
+the Admin API calls each run made (reads and writes, from the server's call
+log) and the engine's own planning time per qube without Ansible around it;
+then the same for the project's site.yml with the reference layout.
+Nothing is asserted: these are measurements.
 """
 
 from __future__ import annotations
@@ -38,13 +40,15 @@ def layout(count: int) -> list[dict]:
     return qubes
 
 
-def playbook(directory: str, qubes: list[dict]) -> str:
-    """A play converging ``qubes`` with one looped task."""
-    path = os.path.join(directory, "site.yml")
-    tasks = [{"name": "qubes", "corral.qubes.qube": "{{ item }}", "loop": qubes,
-              "loop_control": {"label": "{{ item.name }}"}}]
+def playbook(directory: str, qubes: list[dict], module_process: bool = False) -> str:
+    """A play converging ``qubes`` with one looped task (as separate module processes if asked)."""
+    path = os.path.join(directory, "play.yml")
+    task = {"name": "qubes", "corral.qubes.qube": "{{ item }}", "loop": qubes,
+            "loop_control": {"label": "{{ item.name }}"}}
+    if module_process:
+        task["environment"] = {"CORRAL_BENCH": "1"}  # a task environment: Ansible runs the module process
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}], fh)
+        json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}], fh)
     return path
 
 
@@ -57,55 +61,86 @@ def count_calls(log: str, since: int) -> tuple[int, int, int]:
     return len(lines), len(calls), writes
 
 
-def run_playbook(path: str, sock: str, directory: str, *extra: str) -> float:
-    """Wall seconds of one ansible-playbook run."""
+def run_playbook(args: list, sock: str, directory: str) -> float:
+    """Wall seconds of one ansible-playbook run from the repository root."""
     env = dict(os.environ, QUBESD_SOCKET=sock, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
                ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCAL_TEMP=os.path.join(directory, "tmp"),
-               PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
+               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
     started = time.monotonic()
-    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", path, *extra],
-                          env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, check=False)
     elapsed = time.monotonic() - started
     if proc.returncode != 0:
         raise SystemExit(proc.stdout + proc.stderr)
     return elapsed
 
 
+def measure(runs: list, directory: str) -> list:
+    """(title, seconds, calls, writes) of each (title, ansible-playbook args) on one fresh rehearsal dom0."""
+    log = os.path.join(directory, "calls.jsonl")
+    proc, sock, _startup = _start(directory, ["--call-log", log])
+    rows, mark = [], 0
+    try:
+        for title, args in runs:
+            seconds = run_playbook(args, sock, directory)
+            mark, calls, writes = count_calls(log, mark)
+            rows.append((title, seconds, calls, writes))
+    finally:
+        proc.terminate()
+        proc.wait()
+    return rows
+
+
+def plan_time(qubes: list, directory: str) -> float:
+    """Milliseconds per qube of the engine's planning alone, against a dom0 holding ``qubes``."""
+    proc, sock, _startup = _start(directory)
+    try:
+        client = client_mod.AdminClient(client_mod.SocketTransport(sock))
+        for qube in qubes:
+            engine.plan_qube(engine.Reader(client), qube).apply(client)
+        started = time.monotonic()
+        for qube in qubes:
+            engine.plan_qube(engine.Reader(client), qube)
+        return (time.monotonic() - started) * 1000 / len(qubes)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def show(title: str, rows: list, count: int) -> None:
+    """Print one table of figures."""
+    print(title)
+    for name, seconds, calls, writes in rows:
+        print(f"  {name:36s} {seconds:6.2f} s  {seconds * 1000 / count:6.1f} ms/qube  "
+              f"{calls:5d} API calls ({calls / count:4.1f}/qube), {writes} writes")
+
+
 def main() -> None:
+    """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qubes", type=int, default=40)
     args = parser.parse_args()
+    qubes = layout(args.qubes)
     with tempfile.TemporaryDirectory(prefix="corral-bench-") as directory:
-        log = os.path.join(directory, "calls.jsonl")
-        proc, sock, _startup = _start(directory, ["--call-log", log])
-        try:
-            qubes = layout(args.qubes)
-            path = playbook(directory, qubes)
-            mark = 0
-            rows = []
-            for title, extra in (("first run (create all)", ()), ("second run (no change)", ())):
-                seconds = run_playbook(path, sock, directory, *extra)
-                mark, calls, writes = count_calls(log, mark)
-                rows.append((title, seconds, calls, writes))
-            qubes[0]["properties"]["memory"] = 1234
-            path = playbook(directory, qubes)
-            seconds = run_playbook(path, sock, directory, "--check", "--diff")
-            mark, calls, writes = count_calls(log, mark)
-            rows.append(("check mode + diff, 1 change", seconds, calls, writes))
-
-            client = client_mod.AdminClient(client_mod.SocketTransport(sock))
-            started = time.monotonic()
-            for qube in qubes:
-                engine.plan_qube(engine.Reader(client), qube)
-            plan_ms = (time.monotonic() - started) * 1000 / len(qubes)
-        finally:
-            proc.terminate()
-            proc.wait()
-    print(f"corral.qubes.qube over {args.qubes} qubes (2 cores, rehearsal dom0, local connection)")
-    for title, seconds, calls, writes in rows:
-        print(f"  {title:30s} {seconds:6.2f} s  {seconds * 1000 / args.qubes:6.1f} ms/qube  "
-              f"{calls:5d} API calls ({calls / args.qubes:4.1f}/qube), {writes} writes")
-    print(f"  engine plan alone (no Ansible)  {plan_ms:6.2f} ms/qube")
+        changed = [dict(qube) for qube in qubes]
+        changed[0] = {**changed[0], "properties": {**changed[0]["properties"], "memory": 1234}}
+        plays = {}
+        for name, batch in (("first", qubes), ("changed", changed), ("modules", qubes)):
+            os.makedirs(os.path.join(directory, name))
+            plays[name] = playbook(os.path.join(directory, name), batch, module_process=name == "modules")
+        inventory = ["-i", "localhost,", "-c", "local"]
+        rows = measure([("first run (create all)", [*inventory, plays["first"]]),
+                        ("second run (no change)", [*inventory, plays["first"]]),
+                        ("check mode + diff, 1 change", [*inventory, plays["changed"], "--check", "--diff"]),
+                        ("no change, as module processes", [*inventory, plays["modules"]])],
+                       os.path.join(directory, "first"))
+        show(f"corral.qubes.qube over {args.qubes} qubes (rehearsal dom0, local connection)", rows, args.qubes)
+        print(f"  {'engine plan alone (no Ansible)':36s} {plan_time(qubes, os.path.join(directory, 'changed')):6.2f}"
+              " ms/qube")
+        site = measure([("check mode + diff on a fresh dom0", ["site.yml", "--check", "--diff"]),
+                        ("build", ["site.yml"]), ("again (no change)", ["site.yml"])],
+                       os.path.join(directory, "modules"))
+        show("ansible-playbook site.yml (the reference layout: 10 qubes + global preferences)", site, 10)
 
 
 if __name__ == "__main__":
