@@ -498,74 +498,15 @@ class QubePlanner:
 
     def _plan_new(self) -> None:
         spec, name, reader = self.spec, self.name, self.reader
-        source = None
-        pending = None  # check mode: a source qube an earlier task is expected to create
-        if spec.clone_from is not None and self._missing("clone_from", spec.clone_from):
-            pending = spec.clone_from
-            klass = spec.klass or "AppVM"
-        elif spec.clone_from is not None:
-            source = spec.clone_from
-            source_class = reader.vms[source].klass
-            if source_class not in schema.CLASSES:
-                raise PlanError("clone_from", f"{source} is a {source_class}, which cannot be cloned")
-            if spec.klass and spec.klass != source_class:
-                raise PlanError("class", f"a clone keeps the class of {source} ({source_class}), "
-                                f"not {spec.klass}")
-            klass = source_class
-        else:
-            klass = spec.klass or "AppVM"
-        base_field, base = None, None
-        if klass in schema.OWN_ROOT and "template" in spec.properties:
-            # A TemplateVM or StandaloneVM made from another qube's root, as qvm-create does it.
-            base_field, raw = spec.properties.pop("template")
-            base = canonical_property(base_field, "vm", raw)
-            if spec.clone_from is not None:
-                raise PlanError(base_field, "give either clone_from or template for a "
-                                f"{klass}, not both")
-            if self._missing(base_field, base, " to copy the root volume from"):
-                pending = base
-            elif reader.vms[base].klass not in schema.OWN_ROOT:
-                raise PlanError(base_field, f"{base} is a {reader.vms[base].klass}: a {klass} can only be "
-                                "made from a TemplateVM or StandaloneVM")
-            else:
-                source = base
+        klass, source, pending, base = self._origin_of_new()
         release = reader.release
         error = names.vm_name_error(name, release)
         if error:
             raise PlanError("name", f"{name!r} is not a valid qube name on Qubes R{release}: {error}")
         table = schema.class_properties(klass, release)
         wanted = self._canonical_properties(table, klass)
-
-        label_value = wanted.pop("label", None)
-        if source is not None:
-            label = label_value if label_value not in (None, DEFAULT) else reader.props(source)["label"].value
-        elif label_value in (None, DEFAULT) and pending and spec.clone_from:
-            label = None  # the clone's source, not created yet, will give it
-        else:
-            if label_value in (None, DEFAULT):
-                raise PlanError("label", f"a new qube needs a label, one of: {', '.join(reader.labels)}")
-            label = label_value
-        if label is not None:
-            self._check_label("label", label)
-
-        template = wanted.pop("template", None) if klass in ("AppVM", "DispVM") else None
-        if klass in ("AppVM", "DispVM"):
-            if template == DEFAULT:
-                raise PlanError("template", "a template cannot be reset to its default")
-            if template is None and source is not None:
-                template = reader.props(source)["template"].value
-            if template is None and pending:
-                pass  # the clone's source, not created yet, will give it
-            elif template is None and klass == "DispVM":
-                template = reader.props(None)["default_dispvm"].value or None
-                if template is None:
-                    raise PlanError("template", "a DispVM needs a template and qubes-prefs has no default_dispvm")
-            elif template is None:
-                template = reader.props(None)["default_template"].value or None
-                if template is None:
-                    raise PlanError("template", "no template given and qubes-prefs has no default_template")
-            if template is not None:
-                self._check_template(klass, template)
+        label = self._label_of_new(wanted.pop("label", None), source, pending)
+        template = self._template_of_new(klass, wanted.pop("template", None), source, pending)
 
         pools = self._check_pool()
         self._check_new_properties(wanted, table, klass)
@@ -636,6 +577,68 @@ class QubePlanner:
                                               if key in after}}
         if "netvm" in wanted:
             self.plan.summary["netvm"] = wanted["netvm"]
+
+    def _origin_of_new(self):
+        """(class, source to copy from, source not created yet (check mode), template-based source)."""
+        spec, reader = self.spec, self.reader
+        source = pending = base = None
+        klass = spec.klass or "AppVM"
+        if spec.clone_from is not None and self._missing("clone_from", spec.clone_from):
+            pending = spec.clone_from
+        elif spec.clone_from is not None:
+            source = spec.clone_from
+            source_class = reader.vms[source].klass
+            if source_class not in schema.CLASSES:
+                raise PlanError("clone_from", f"{source} is a {source_class}, which cannot be cloned")
+            if spec.klass and spec.klass != source_class:
+                raise PlanError("class", f"a clone keeps the class of {source} ({source_class}), not {spec.klass}")
+            klass = source_class
+        if klass in schema.OWN_ROOT and "template" in spec.properties:
+            # A TemplateVM or StandaloneVM made from another qube's root, as qvm-create does it.
+            field, raw = spec.properties.pop("template")
+            base = canonical_property(field, "vm", raw)
+            if spec.clone_from is not None:
+                raise PlanError(field, f"give either clone_from or template for a {klass}, not both")
+            if self._missing(field, base, " to copy the root volume from"):
+                pending = base
+            elif reader.vms[base].klass not in schema.OWN_ROOT:
+                raise PlanError(field, f"{base} is a {reader.vms[base].klass}: a {klass} can only be made "
+                                "from a TemplateVM or StandaloneVM")
+            else:
+                source = base
+        return klass, source, pending, base
+
+    def _label_of_new(self, wanted, source, pending):
+        """The label of a new qube: given, or its clone source's."""
+        if wanted not in (None, DEFAULT):
+            label = wanted
+        elif source is not None:
+            label = self.reader.props(source)["label"].value
+        elif pending and self.spec.clone_from:
+            return None  # the clone's source, not created yet, will give it
+        else:
+            raise PlanError("label", f"a new qube needs a label, one of: {', '.join(self.reader.labels)}")
+        self._check_label("label", label)
+        return label
+
+    def _template_of_new(self, klass, wanted, source, pending):
+        """The template of a new AppVM or DispVM: given, its clone source's, or the global default."""
+        if klass not in ("AppVM", "DispVM"):
+            return None
+        if wanted == DEFAULT:
+            raise PlanError("template", "a template cannot be reset to its default")
+        template = wanted
+        if template is None and source is not None:
+            template = self.reader.props(source)["template"].value
+        if template is None and pending:
+            return None  # the clone's source, not created yet, will give it
+        if template is None:
+            default = "default_dispvm" if klass == "DispVM" else "default_template"
+            template = self.reader.props(None)[default].value or None
+            if template is None:
+                raise PlanError("template", f"no template given and qubes-prefs has no {default}")
+        self._check_template(klass, template)
+        return template
 
     def _plan_copy(self, source, klass, copy_props, wanted, features, tags) -> None:
         name = self.name
