@@ -229,6 +229,17 @@ def shown(value: formats.PropertyValue | None) -> str | None:
     return f"{value.value} (default)" if value.is_default else value.value
 
 
+def changed_to(value: formats.PropertyValue, text: str) -> str | None:
+    """How a wanted value (text or DEFAULT) shows in a diff if it changes ``value``; None if it does not.
+
+    An explicit value equal to the default is a change (qubesd then stores it explicitly); a reset is
+    a change only for an explicit value.
+    """
+    if text == DEFAULT:
+        return None if value.is_default else "(default)"
+    return None if not value.is_default and value.value == text else text
+
+
 # ---------------------------------------------------------------- plans
 
 
@@ -266,6 +277,14 @@ class Plan:
     def add(self, text: str, run: Callable) -> None:
         """Append a step."""
         self.steps.append(Step(text, run))
+
+    def add_property(self, holder: str | None, prop: str, text: str) -> None:
+        """Append a property Set (or, for DEFAULT, Reset) of a qube or of qubes-prefs (``holder`` None)."""
+        who = holder or "qubes-prefs"
+        if text == DEFAULT:
+            self.add(f"reset {who} {prop} to its default", lambda c: c.property_reset(holder, prop))
+        else:
+            self.add(f"set {who} {prop} = {text!r}", lambda c: c.property_set(holder, prop, text))
 
     def apply(self, client) -> list[str]:
         """Run every step in order; on failure raise :class:`ApplyError`."""
@@ -562,7 +581,7 @@ class QubePlanner:
             if current is not None and current.value == text:
                 continue
             after_props[prop] = text
-            self._add_property_step(prop, text)
+            self.plan.add_property(self.name, prop, text)
         if after_props:
             after["properties"] = after_props
 
@@ -701,8 +720,7 @@ class QubePlanner:
         if wanted.get("template") == DEFAULT:
             raise PlanError("template", "a template cannot be reset to its default")
         # Values that stay as they are need no checking (and no reads).
-        changing = {prop: text for prop, text in wanted.items()
-                    if text != current[prop].value or current[prop].is_default}
+        changing = {prop: text for prop, text in wanted.items() if changed_to(current[prop], text) is not None}
         if "label" in changing:
             self._check_label(spec.properties["label"][0], changing["label"])
         if "template" in changing:
@@ -718,14 +736,9 @@ class QubePlanner:
         prop_steps = []
         for prop, text in wanted.items():
             value = current[prop]
-            if text == DEFAULT:
-                if value.is_default:
-                    continue
-                new_shown = "(default)"
-            else:
-                if not value.is_default and value.value == text:
-                    continue
-                new_shown = text
+            new_shown = changed_to(value, text)
+            if new_shown is None:
+                continue
             _diff_dict(before.setdefault("properties", {}), after.setdefault("properties", {}),
                        prop, shown(value), new_shown)
             if prop in schema.HALTED_ONLY:
@@ -752,7 +765,7 @@ class QubePlanner:
             netvm = self.netvm_to_start
             self.plan.add(f"start {netvm}, the new netvm of running {name}", lambda c: c.start(netvm))
         for prop, text in sorted(prop_steps, key=lambda step: step[0] not in schema.HALTED_ONLY):
-            self._add_property_step(prop, text)
+            self.plan.add_property(self.name, prop, text)
         at_start = sorted(prop for prop, _text in prop_steps if prop in schema.APPLIED_AT_START)
         if at_start and power != "halted" and desired not in ("halted", "killed"):
             self.plan.warnings.append(f"{name} is {power}: {', '.join(at_start)} take effect when it next "
@@ -866,13 +879,6 @@ class QubePlanner:
                 self.netvm_to_start = text
 
     # -- steps ------------------------------------------------------------------
-
-    def _add_property_step(self, prop: str, text: str) -> None:
-        name = self.name
-        if text == DEFAULT:
-            self.plan.add(f"reset {name} {prop} to its default", lambda c: c.property_reset(name, prop))
-        else:
-            self.plan.add(f"set {name} {prop} = {text!r}", lambda c: c.property_set(name, prop, text))
 
     def _plan_features(self, current: dict, before: dict, after: dict) -> None:
         name = self.name
@@ -997,18 +1003,11 @@ def plan_prefs(reader: Reader, properties: dict) -> Plan:
             raise PlanError(field, f"no storage pool named {text!r}; pools: {', '.join(reader.pools)}")
         wanted[prop] = text
     for prop, text in wanted.items():
-        value = current[prop]
-        if text == DEFAULT:
-            if value.is_default:
-                continue
-            new_shown = "(default)"
-            plan.add(f"reset qubes-prefs {prop} to its default", lambda c, p=prop: c.property_reset(None, p))
-        else:
-            if value.value == text and not value.is_default:
-                continue
-            new_shown = text
-            plan.add(f"set qubes-prefs {prop} = {text!r}", lambda c, p=prop, t=text: c.property_set(None, p, t))
-        plan.before[prop] = shown(value)
+        new_shown = changed_to(current[prop], text)
+        if new_shown is None:
+            continue
+        plan.add_property(None, prop, text)
+        plan.before[prop] = shown(current[prop])
         plan.after[prop] = new_shown
     return plan
 

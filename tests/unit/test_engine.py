@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansible_collections.corral.qubes.plugins.module_utils import engine, schema
+from ansible_collections.corral.qubes.plugins.module_utils import engine, formats, schema
 from rehearsal import properties
 
 GiB = 1024 ** 3
@@ -97,3 +97,14 @@ def test_schema_matches_the_rehearsal_dom0(klass, release):
 
 def test_global_schema_matches_the_rehearsal_dom0():
     assert schema.GLOBAL == {name: prop.type for name, prop in properties.GLOBAL_PROPS.items()}
+
+
+@pytest.mark.parametrize("value, wanted, shown", [
+    (formats.PropertyValue("400", "int", True), "400", "400"),          # explicit now, same value
+    (formats.PropertyValue("400", "int", False), "400", None),
+    (formats.PropertyValue("400", "int", False), "800", "800"),
+    (formats.PropertyValue("400", "int", False), engine.DEFAULT, "(default)"),
+    (formats.PropertyValue("400", "int", True), engine.DEFAULT, None),
+])
+def test_what_counts_as_a_property_change(value, wanted, shown):
+    assert engine.changed_to(value, wanted) == shown
