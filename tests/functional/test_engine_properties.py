@@ -90,7 +90,7 @@ def test_applied_layouts_plan_no_change(dom0):
                 else:
                     assert not props[prop].is_default
             for volume, size in params["volumes"].items():
-                assert client.volume_info(name, volume)["size"] >= formats.parse_size(size)
+                assert client.volume_info(name, volume)["size"] == formats.parse_size(size)
         if engine.power_word(client.list_vms(name)[name].state) != "halted":
             client.kill(name)
         client.remove(name)

@@ -42,7 +42,7 @@ def test_create_everything_then_nothing_to_do(dom0, player):
     assert set(client.tag_list("work")) >= {"managed", "work", "created-by-dom0"}
     assert client.volume_info("work", "private")["size"] == 4 * GiB
     assert client.list_vms("work")["work"].state == "Running"
-    assert len(dom0.writes_since(mark)) == len(result["actions"]) + 0  # one write per step, no more
+    assert len(dom0.writes_since(mark)) == len(result["actions"])  # one write per step, no more
 
     mark = dom0.mark()
     again = player.run([WORK], diff=True)
