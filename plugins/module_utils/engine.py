@@ -65,7 +65,7 @@ class ApplyError(RuntimeError):
 
 
 class Reader:
-    """Cached reads of one dom0 (one ``admin.vm.List``, one ``GetAll`` per qube)."""
+    """Cached reads of one dom0 (one ``admin.vm.List``, one ``GetAll`` per qube, each volume once)."""
 
     def __init__(self, client):
         self.client = client
@@ -73,6 +73,8 @@ class Reader:
         self._props: dict = {}
         self._labels = None
         self._pools = None
+        self._volume_names: dict = {}
+        self._volume_info: dict = {}
 
     @property
     def vms(self) -> dict[str, formats.VmListEntry]:
@@ -113,10 +115,14 @@ class Reader:
         return self.client.tag_list(vm)
 
     def volumes(self, vm: str, only=None) -> dict[str, dict]:
-        """Volume details by name (only those named in ``only`` when given)."""
-        listed = self.client.volume_list(vm)
-        wanted = listed if only is None else [name for name in listed if name in only]
-        return {name: self.client.volume_info(vm, name) for name in wanted}
+        """Volume details by name (only those named in ``only`` when given); each read once."""
+        if vm not in self._volume_names:
+            self._volume_names[vm] = self.client.volume_list(vm)
+        wanted = [name for name in self._volume_names[vm] if only is None or name in only]
+        for name in wanted:
+            if (vm, name) not in self._volume_info:
+                self._volume_info[vm, name] = self.client.volume_info(vm, name)
+        return {name: self._volume_info[vm, name] for name in wanted}
 
     @property
     def release(self) -> str:
@@ -691,7 +697,7 @@ class QubePlanner:
         if not self.spec.volumes:
             return
         sizes = dict(schema.DEFAULT_VOLUME_SIZES)
-        if klass in ("AppVM", "DispVM") and template in self.reader.vms:
+        if "root" in self.spec.volumes and klass in ("AppVM", "DispVM") and template in self.reader.vms:
             root = self.reader.volumes(template, only={"root"}).get("root")
             if root:
                 sizes["root"] = root["size"]

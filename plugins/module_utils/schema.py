@@ -2,12 +2,13 @@
 # Copyright: contributors to the corral.qubes collection
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The property names and wire types of each qube class, and of qubes-prefs.
+"""The property names and wire types of each qube class.
 
 For a qube that exists, ``property.GetAll`` is the authority on which
 properties it has; this table answers the same question for a qube that is
 about to be created, so a plan can be validated before its first call.  It
 also says which properties qubesd refuses to set (computed or write-once).
+(qubes-prefs always exist, so their names and types come from ``GetAll``.)
 A test keeps it equal to what the rehearsal dom0 serves.
 """
 
@@ -44,14 +45,6 @@ READ_ONLY = frozenset({
 })
 """Properties qubesd computes or fixes at creation: never set by a layout."""
 
-GLOBAL = {
-    "check_updates_vm": "bool", "clockvm": "vm", "default_audiovm": "vm", "default_dispvm": "vm",
-    "default_guivm": "vm", "default_kernel": "str", "default_netvm": "vm", "default_pool": "str",
-    "default_pool_kernel": "str", "default_pool_private": "str", "default_pool_root": "str",
-    "default_pool_volatile": "str", "default_qrexec_timeout": "int", "default_shutdown_timeout": "int",
-    "default_template": "vm", "management_dispvm": "vm", "stats_interval": "int", "updatevm": "vm",
-}
-
 POSITIVE_INTS = frozenset({
     "memory", "vcpus", "qrexec_timeout", "shutdown_timeout", "stubdom_mem",
     "default_qrexec_timeout", "default_shutdown_timeout", "stats_interval",
@@ -68,13 +61,6 @@ APPLIED_AT_START = frozenset({
 
 DEFAULT_VOLUME_SIZES = {"root": 10 * 1024 ** 3, "private": 2 * 1024 ** 3, "volatile": 10 * 1024 ** 3}
 """Sizes of new volumes in bytes (an AppVM's root follows its template)."""
-
-VOLUMES = {
-    "AppVM": ("root", "private", "volatile", "kernel"),
-    "TemplateVM": ("root", "private", "volatile", "kernel"),
-    "StandaloneVM": ("root", "private", "volatile", "kernel"),
-    "DispVM": ("root", "private", "volatile", "kernel"),
-}
 
 OWN_ROOT = frozenset({"TemplateVM", "StandaloneVM"})
 """Classes whose root volume is their own (persistent, cloned on copy)."""

@@ -96,3 +96,12 @@ def test_applied_layouts_plan_no_change(dom0):
         client.remove(name)
 
     converge_twice()  # pylint: disable=no-value-for-parameter
+
+
+def test_planning_a_clone_reads_each_volume_once(dom0):
+    client = dom0.client()
+    engine.plan_qube(engine.Reader(client), {"name": "copy", "clone_from": "default-dvm",
+                                             "volumes": {"private": "4GiB"}, "pool": "varlibqubes"})
+    assert client.calls["admin.vm.volume.List"] == 1  # the source's; its template's root is not needed
+    assert client.calls["admin.vm.volume.Info"] == 4  # default-dvm's root, private, volatile, kernel
+    assert client.calls["admin.vm.property.GetAll"] == 1  # the source: one GetAll, no Get
