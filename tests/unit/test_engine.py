@@ -93,3 +93,14 @@ def test_schema_matches_the_rehearsal_dom0(klass, release):
     assert schema.class_properties(klass, release) == {name: prop.type for name, prop in served.items()}
     read_only = {name for name, prop in served.items() if prop.computed or prop.write_once or prop.attr}
     assert read_only == {name for name in served if not schema.writable(name)}
+
+
+@pytest.mark.parametrize("value, wanted, shown", [
+    (formats.PropertyValue("400", "int", True), "400", "400"),          # explicit now, same value
+    (formats.PropertyValue("400", "int", False), "400", None),
+    (formats.PropertyValue("400", "int", False), "800", "800"),
+    (formats.PropertyValue("400", "int", False), engine.DEFAULT, "(default)"),
+    (formats.PropertyValue("400", "int", True), engine.DEFAULT, None),
+])
+def test_what_counts_as_a_property_change(value, wanted, shown):
+    assert engine.changed_to(value, wanted) == shown
