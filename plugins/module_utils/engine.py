@@ -134,6 +134,14 @@ class Reader:
         """``halted``, ``running`` or ``paused``."""
         return power_word(self.vms[vm].state)
 
+    def firewall(self, vm: str) -> tuple[list[str], list[firewall.Rule] | None]:
+        """The qube's rule lines as qubesd returns them, and parsed (None if a line is not understood)."""
+        lines = self.client.firewall_get(vm)
+        try:
+            return lines, [firewall.parse_rule(line) for line in lines]
+        except firewall.RuleError:
+            return lines, None
+
 
 def power_word(state: str) -> str:
     """The layout word for a qubesd power state."""
@@ -1030,6 +1038,94 @@ def _check_global_target(reader: Reader, field: str, prop: str, target: str) -> 
     if prop in ("default_dispvm", "management_dispvm") and reader.props(target).get(
             "template_for_dispvms", formats.PropertyValue("False")).value != "True":
         raise PlanError(field, f"{target} cannot be a disposable template: set template_for_dispvms: true on it")
+
+
+# ---------------------------------------------------------------- firewall
+
+
+FIREWALL_FORMS = ("name", "qubes")
+
+
+def firewall_specs(params: dict, now: float) -> dict[str, tuple[str, list]]:
+    """Validate the firewall module's rules: qube -> (field prefix, [firewall.WantedRule]).
+
+    ``name`` with ``rules``/``policy``/``dns``, or ``qubes`` mapping each
+    qube to a dict of those three.  A bad rule names its index and key.
+    """
+    if params.get("qubes") is not None:
+        if not isinstance(params["qubes"], dict) or not params["qubes"]:
+            raise PlanError("qubes", "expected a mapping of qube names to {policy, rules, dns}")
+        forms = {}
+        for name, spec in params["qubes"].items():
+            if not isinstance(spec, dict):
+                raise PlanError(f"qubes.{name}", f"expected a dict with policy, rules and dns, not {spec!r}")
+            unknown = sorted(set(spec) - {"policy", "rules", "dns"})
+            if unknown:
+                raise PlanError(f"qubes.{name}.{unknown[0]}", "unknown key; a qube's firewall has policy, rules, dns")
+            forms[str(name)] = (f"qubes.{name}.", spec)
+    else:
+        forms = {params["name"]: ("", params)}
+    specs = {}
+    for name, (prefix, spec) in forms.items():
+        rules = spec.get("rules")
+        if rules is not None and not isinstance(rules, list):
+            raise PlanError(f"{prefix}rules", "expected a list of rule dicts")
+        try:
+            wanted = firewall.rules_for_policy(spec.get("policy") or "exact", rules, spec.get("dns"), now)
+        except firewall.RuleError as exc:
+            where = f"{prefix}rules[{exc.index}]" if exc.index is not None else prefix.rstrip(".")
+            field = ".".join(part for part in (where, exc.field) if part) or "rules"
+            raise PlanError(field, str(exc).removeprefix(f"{exc.field}: ")) from exc
+        _check_request_size(f"{prefix}rules", name, [w.rule for w in wanted])
+        specs[name] = (prefix, wanted)
+    return specs
+
+
+def _check_request_size(field: str, name: str, rules: list) -> None:
+    """Refuse rules that do not fit in one Admin API request (qubesd reads at most 64 KiB)."""
+    request = wire.Request("admin.vm.firewall.Set", dest=name, payload=firewall.render_rules(rules).encode())
+    size = len(request.encode())
+    if size > wire.MAX_REQUEST_SIZE:
+        raise PlanError(field, f"{len(rules)} rules for {name} make a request of {size} bytes; qubesd accepts "
+                               f"at most {wire.MAX_REQUEST_SIZE}: merge destinations into networks or shorten comments")
+
+
+def plan_firewall(reader: Reader, specs: dict, check_mode: bool, now: float) -> Plan:
+    """Plan the rules of each qube in ``specs`` (from :func:`firewall_specs`): one Set per changed qube."""
+    plan = Plan()
+    current = {}
+    for name, (prefix, _wanted) in specs.items():
+        field = prefix.rstrip(".") or "name"
+        error = names.vm_name_error(name, reader.release)
+        if error:
+            raise PlanError(field, error)
+        if name not in reader.vms:
+            if not check_mode:
+                raise PlanError(field, f"no qube named {name!r}")
+            plan.warnings.append(f"{field}: {name} does not exist yet; check mode assumes an earlier task "
+                                 "of this run creates it, with the default rule (accept everything)")
+            current[name] = ([rule.render() for rule in firewall.DEFAULT_RULES], list(firewall.DEFAULT_RULES))
+            continue
+        if reader.vms[name].klass == "AdminVM":
+            raise PlanError(field, "dom0 has no firewall: rules apply to qubes behind a netvm")
+        current[name] = reader.firewall(name)
+        if "netvm" in reader.props(name) and not reader.props(name)["netvm"].value:
+            plan.warnings.append(f"{name} has no netvm: its rules take effect once it gets one")
+    rules_after = {}
+    for name, (_prefix, wanted) in specs.items():
+        lines, parsed = current[name]
+        unchanged = parsed is not None and len(parsed) == len(wanted) and all(
+            want.matches(rule, now) for want, rule in zip(wanted, parsed))
+        rules = parsed if unchanged else [want.rule for want in wanted]
+        rules_after[name] = [rule.as_dict() for rule in rules]
+        if unchanged:
+            continue
+        new_lines = [rule.render() for rule in rules]
+        plan.before[name], plan.after[name] = lines, new_lines
+        plan.add(f"set the firewall of {name}: {_count(len(rules), 'rule', 'rules')} (was {len(lines)})",
+                 lambda client, name=name, new_lines=new_lines: client.firewall_set(name, new_lines))
+    plan.summary = {"rules": rules_after}
+    return plan
 
 
 # ---------------------------------------------------------------- facts

@@ -17,6 +17,7 @@ qubesd's own text, so comparing rendered rules is comparing canonical forms.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import socket
 import string
 
@@ -37,6 +38,8 @@ class RuleError(ValueError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
+        self.index: int | None = None
+        """For a rule list: the position of the rule at fault."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,3 +222,139 @@ def render_rules(rules) -> str:
 
 DEFAULT_RULES = (Rule(action="accept"),)
 """What a qube without firewall settings has: accept everything."""
+
+# ---------------------------------------------------------------- rules as data
+
+RULE_KEYS = ("action", "dsthost", "proto", "dstports", "icmptype", "specialtarget", "expire", "comment")
+"""Keys of a rule given as a dict (the line syntax's option names)."""
+
+POLICIES = ("whitelist", "allow_all", "exact")
+DNS_RULE = Rule(action="accept", specialtarget="dns")
+
+
+def canonical(rule: Rule) -> Rule:
+    """The rule with its network in normal form (``192.0.2.7/24`` -> ``192.0.2.0/24``, IPv6 compressed).
+
+    qubesd keeps an address as it was given; the netvm's nftables treat both
+    spellings alike, so comparisons use this form on both sides.
+    """
+    if rule.dst_type in ("dst4", "dst6"):
+        return dataclasses.replace(rule, dsthost=str(ipaddress.ip_network(rule.dsthost, strict=False)))
+    return rule
+
+
+def _option_text(key: str, value) -> str:
+    """A rule dict value as line-syntax text (numbers allowed where the option is numeric)."""
+    if isinstance(value, bool) or value is None or isinstance(value, (list, dict, float)):
+        expected = {"dstports": "a port or a range like 8000-8100 (one per rule)",
+                    "icmptype": "a number 0-255", "expire": "seconds since the epoch, or +seconds from now"}
+        raise RuleError(f"{key}: expected {expected.get(key, 'a string')}, not {value!r}", key)
+    if isinstance(value, int):
+        if key not in ("dstports", "icmptype", "expire"):
+            raise RuleError(f"{key}: expected a string, not the number {value}", key)
+        return str(value)
+    return str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class WantedRule:
+    """A rule from data; ``lifetime`` is set when ``expire`` was relative (``+seconds``)."""
+
+    rule: Rule
+    lifetime: int | None = None
+
+    def matches(self, current: Rule, now: float) -> bool:
+        """Whether ``current`` (as read back) already is this rule.
+
+        A relative expiry matches the same rule with any expiry still to come
+        within its lifetime, so re-running does not push the deadline on.
+        """
+        if self.lifetime is None:
+            return canonical(current) == self.rule
+        if current.expire is None or not now < current.expire <= now + self.lifetime:
+            return False
+        return canonical(current) == dataclasses.replace(self.rule, expire=current.expire)
+
+
+def rule_from_data(item, now: float, default_action: str | None = None) -> WantedRule:
+    """Validate one rule dict (keys :data:`RULE_KEYS`) into canonical form.
+
+    Raises :class:`RuleError` naming the key at fault.  Beyond qubesd's own
+    checks it refuses what could never match (``specialtarget`` with a host,
+    ``dns`` on another port) and expiry times already past.
+    """
+    if not isinstance(item, dict):
+        raise RuleError(f"a rule is a dict of {', '.join(RULE_KEYS)}, not {item!r}")
+    if not item:
+        raise RuleError("empty rule: give at least action (or a destination in a whitelist)")
+    unknown = sorted(str(key) for key in item if key not in RULE_KEYS)
+    if unknown:
+        raise RuleError(f"unknown key(s) {', '.join(unknown)}; a rule has {', '.join(RULE_KEYS)}", unknown[0])
+    options = {key: _option_text(key, value) for key, value in item.items()}
+    options.setdefault("action", default_action or "")
+    if not options["action"]:
+        raise RuleError("a rule needs action: accept or drop", "action")
+    host = options.get("dsthost", "")
+    if host != host.lower() and ":" not in host:
+        raise RuleError(f"dsthost: qubesd accepts hostnames in lowercase only: write {host.lower()!r}", "dsthost")
+    lifetime = None
+    expire = options.get("expire", "")
+    if expire.startswith("+") and expire[1:].isdigit():
+        lifetime = int(expire[1:])
+        options["expire"] = str(int(now) + lifetime)
+    elif expire.startswith("+"):
+        raise RuleError(f"expire: expected +seconds (like +3600), not {expire!r}", "expire")
+    elif expire.isdigit() and int(expire) <= now:
+        raise RuleError(f"expire: {expire} is in the past; qubesd would drop the rule at once", "expire")
+    rule = canonical(make_rule(options))
+    if rule.specialtarget and rule.dsthost:
+        raise RuleError("specialtarget: dns names the netvm's DNS servers; it cannot also have a dsthost",
+                        "specialtarget")
+    if rule.specialtarget and rule.dstports not in (None, (53, 53)):
+        raise RuleError("dstports: a specialtarget=dns rule only matches port 53", "dstports")
+    return WantedRule(rule, lifetime)
+
+
+def _matches_everything(rule: Rule) -> bool:
+    return rule.dsthost is None and rule.proto is None and rule.specialtarget is None and rule.expire is None
+
+
+def rules_for_policy(policy: str, items, dns: bool | None, now: float) -> list[WantedRule]:
+    """The full rule list of a policy: ``whitelist`` (the items, accept by default, then DNS unless
+    ``dns`` is false, then the implicit drop), ``allow_all`` (one accept), ``exact`` (the items).
+
+    Raises :class:`RuleError` with ``index`` set for a rule at fault.
+    """
+    if policy not in POLICIES:
+        raise RuleError(f"policy: expected one of {', '.join(POLICIES)}, not {policy!r}", "policy")
+    if dns is not None and policy != "whitelist":
+        raise RuleError("dns: only a whitelist adds the DNS rule; with other policies list it as a rule", "dns")
+    items = list(items or [])
+    if policy == "allow_all":
+        if items:
+            raise RuleError("rules: allow_all accepts everything and takes no rules", "rules")
+        return [WantedRule(rule) for rule in DEFAULT_RULES]
+    wanted: list[WantedRule] = []
+    default_action = "accept" if policy == "whitelist" else None
+    for index, item in enumerate(items):
+        try:
+            rule = rule_from_data(item, now, default_action)
+            _check_reachable(rule.rule, [w.rule for w in wanted], policy)
+        except RuleError as exc:
+            exc.index = index
+            raise
+        wanted.append(rule)
+    if policy == "whitelist" and dns is not False and DNS_RULE not in [w.rule for w in wanted]:
+        wanted.append(WantedRule(DNS_RULE))
+    return wanted
+
+
+def _check_reachable(rule: Rule, before: list[Rule], policy: str) -> None:
+    """Refuse a rule that repeats one before it or can never be reached."""
+    if rule in before:
+        raise RuleError(f"repeats rule {before.index(rule)}")
+    total = next((index for index, earlier in enumerate(before) if _matches_everything(earlier)), None)
+    if total is not None:
+        raise RuleError(f"can never match: rule {total} before it matches everything")
+    if policy == "whitelist" and _matches_everything(rule) and rule.action == "accept":
+        raise RuleError("accepts everything, which is no whitelist: use policy allow_all", "action")

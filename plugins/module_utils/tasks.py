@@ -12,8 +12,10 @@ the module start-up) both call :func:`run`.  No Ansible imports.
 
 from __future__ import annotations
 
+import time
+
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
-from ansible_collections.corral.qubes.plugins.module_utils import engine, schema, wire
+from ansible_collections.corral.qubes.plugins.module_utils import engine, firewall, schema, wire
 
 ADMIN_API_ARGS = {"qubesd_socket": {"type": "path"}}
 
@@ -39,6 +41,14 @@ ARGUMENT_SPECS = {
     "prefs": dict(
         ADMIN_API_ARGS,
         properties={"type": "dict", "required": True},
+    ),
+    "firewall": dict(
+        ADMIN_API_ARGS,
+        name={"type": "str"},
+        rules={"type": "list", "elements": "dict"},
+        policy={"type": "str", "choices": list(firewall.POLICIES)},
+        dns={"type": "bool"},
+        qubes={"type": "dict"},
     ),
     "qube_info": dict(
         ADMIN_API_ARGS,
@@ -75,6 +85,8 @@ def _converge(kind: str, reader: engine.Reader, params: dict, check_mode: bool, 
     try:
         if kind == "qube":
             plan = engine.plan_qube(reader, params, check_mode)
+        elif kind == "firewall":
+            plan = _plan_firewall(reader, params, check_mode)
         else:
             plan = engine.plan_prefs(reader, params["properties"])
     except engine.PlanError as exc:
@@ -97,6 +109,8 @@ def _converge(kind: str, reader: engine.Reader, params: dict, check_mode: bool, 
     if kind == "qube":
         if plan.summary:
             result["qube"] = plan.summary
+    elif kind == "firewall":
+        result.update(plan.summary)
     else:
         current = reader.client.property_get_all(None) if applied else reader.props(None)
         prefs = {prop: value.native for prop, value in current.items()}
@@ -104,6 +118,18 @@ def _converge(kind: str, reader: engine.Reader, params: dict, check_mode: bool, 
             prefs.update({prop: value for prop, value in plan.after.items() if value != "(default)"})
         result["prefs"] = prefs
     return result
+
+
+def _plan_firewall(reader: engine.Reader, params: dict, check_mode: bool) -> engine.Plan:
+    """The firewall task: ``name`` (with rules/policy/dns) or ``qubes``, not both."""
+    single = {key: params.get(key) for key in ("name", "rules", "policy", "dns") if params.get(key) is not None}
+    if params.get("qubes") is not None and single:
+        raise engine.PlanError(sorted(single)[0], "give either qubes (several qubes) or name with rules, "
+                                                  "policy and dns (one qube), not both")
+    if params.get("qubes") is None and "name" not in single:
+        raise engine.PlanError("name", "name the qube (or give qubes: a mapping of qubes to their rules)")
+    now = time.time()
+    return engine.plan_firewall(reader, engine.firewall_specs(params, now), check_mode, now)
 
 
 def _info(reader: engine.Reader, params: dict) -> dict:
