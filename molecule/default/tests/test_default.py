@@ -55,3 +55,18 @@ def test_global_preferences():
     client = admin()
     for prop, value in LAYOUT["qubes_prefs"].items():
         assert client.property_get(None, prop).value == value, prop
+
+
+def test_firewall_whitelists_of_the_domains():
+    """Each whitelisted domain has DNS plus exactly its tasks' destinations; untrusted accepts everything."""
+    network = yaml.safe_load((GROUP_VARS / "network.yml").read_text())
+    client = admin()
+    assert client.firewall_get("secure") == ["action=accept dsthost=bank.example.com proto=tcp dstports=443-443",
+                                             "action=accept specialtarget=dns"]
+    assert client.firewall_get("untrusted") == ["action=accept"]
+    work = client.firewall_get("work")
+    assert "action=accept dst4=198.51.100.0/24" in work and work[-1] == "action=accept specialtarget=dns"
+    hosts = {line.split("dsthost=")[1].split()[0] for line in client.firewall_get("personal") if "dsthost=" in line}
+    wanted = {entry["host"] for name in ("private_mail", "private_cloud", "blog")
+              for entry in network["qubes_destinations"][name]}
+    assert hosts == wanted
