@@ -5,6 +5,8 @@
   init    write a fresh state (what a new installation holds)
   call    one raw Admin API call through the collection's client
   demo    start a fresh rehearsal dom0 in the background and show it working
+  run     serve while one command runs
+  probe   connect from inside a running qube of a serving rehearsal dom0 (network realisation)
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import threading
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import names, wire
 
-from rehearsal import demo, observe, seed
+from rehearsal import demo, network, observe, seed, world
 from rehearsal.dom0 import Dom0
 from rehearsal.model import Dom0State
 from rehearsal.server import RehearsalServer
@@ -64,7 +66,19 @@ def build_server(args) -> RehearsalServer:
     state = load_or_seed(args)
     dom0 = Dom0(state, args.state, shutdown_delay=args.shutdown_delay)
     faults = observe.Faults(args.fault, args.latency)
-    return RehearsalServer(dom0, args.socket, observe.CallLog(args.call_log), faults, debug=args.debug)
+    return RehearsalServer(dom0, args.socket, observe.CallLog(args.call_log), faults, debug=args.debug,
+                           network=build_network(args, dom0))
+
+
+def build_network(args, dom0: Dom0) -> network.Network | None:
+    """The network realisation ``--network`` and ``--world`` ask for (None when off)."""
+    try:
+        if not network.enabled(args.network):
+            return None
+        destinations = world.load(args.world)
+    except (network.Unavailable, world.WorldError) as exc:
+        raise SystemExit(str(exc)) from None
+    return network.Network(dom0, network.Layout(args.state), destinations)
 
 
 async def _serve(server: RehearsalServer, ready: threading.Event | None = None,
@@ -168,6 +182,17 @@ def cmd_run(args) -> int:
         return subprocess.run(args.command_argv, env=env, check=False).returncode
 
 
+def cmd_probe(args) -> int:
+    """One probe; prints the outcome and exits 0 when connected, 1 otherwise, 2 if it cannot be made."""
+    try:
+        result = network.probe(network.Layout(args.state), args.qube, args.host, args.port, args.proto, args.timeout)
+    except network.ProbeError as exc:
+        print(f"probe: {exc}", file=sys.stderr)
+        return 2
+    print(result)
+    return 0 if result == network.CONNECTED else 1
+
+
 def main(argv=None) -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(prog="python -m rehearsal", description=__doc__.splitlines()[0])
@@ -189,6 +214,11 @@ def main(argv=None) -> int:
         p.add_argument("--shutdown-delay", type=float, default=0.1, metavar="SECONDS",
                        help="how long a qube stays Halting after a shutdown (default %(default)s)")
         p.add_argument("--debug", action="store_true", help="print tracebacks of aborted requests")
+        p.add_argument("--network", choices=("auto", "on", "off"), default="auto",
+                       help="realise running qubes as network namespaces with their firewall "
+                            "(auto: when run as root with ip and nft; default %(default)s)")
+        p.add_argument("--world", default=world.DEFAULT_WORLD, metavar="FILE",
+                       help="destinations of the world namespace (default: the reference layout's)")
     demo.set_defaults(func=cmd_demo)
     run.set_defaults(func=cmd_run)
     serve.set_defaults(func=cmd_serve)
@@ -205,6 +235,15 @@ def main(argv=None) -> int:
     call.add_argument("--payload")
     call.add_argument("--socket", default=os.environ.get("QUBESD_SOCKET", DEFAULT_SOCKET))
     call.set_defaults(func=cmd_call)
+
+    probe = sub.add_parser("probe", help="connect from inside a running qube (network realisation)")
+    probe.add_argument("--state", required=True, help="state directory of the serving rehearsal dom0")
+    probe.add_argument("--proto", choices=("tcp", "udp"), default="tcp")
+    probe.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS")
+    probe.add_argument("qube")
+    probe.add_argument("host", help="IPv4 address or a name of the world's hosts file")
+    probe.add_argument("port", type=int)
+    probe.set_defaults(func=cmd_probe)
 
     args = parser.parse_args(argv)
     if args.command == "run" and args.command_argv[:1] == ["--"]:

@@ -68,8 +68,10 @@ class RehearsalServer:
     """Serves one :class:`Dom0` on a Unix socket."""
 
     def __init__(self, dom0: Dom0, socket_path: str, call_log: observe.CallLog | None = None,
-                 faults: observe.Faults | None = None, debug: bool = False):
+                 faults: observe.Faults | None = None, debug: bool = False, network=None):
         self.dom0 = dom0
+        self.network = network
+        """A :class:`rehearsal.network.Network` that realises the qubes, or None."""
         self.socket_path = socket_path
         self.call_log = call_log or observe.CallLog(None)
         self.faults = faults or observe.Faults()
@@ -83,7 +85,9 @@ class RehearsalServer:
         task.add_done_callback(self._tasks.discard)
 
     async def start(self) -> None:
-        """Listen on the socket (mode 0660, as qubesd's)."""
+        """Realise the network (if asked), then listen on the socket (mode 0660, as qubesd's)."""
+        if self.network is not None:
+            await self.network.start()
         directory = os.path.dirname(os.path.abspath(self.socket_path))
         os.makedirs(directory, exist_ok=True)
         if os.path.exists(self.socket_path):
@@ -97,7 +101,7 @@ class RehearsalServer:
         os.chmod(self.socket_path, 0o660)  # root:qubes rw, as qubesd's socket
 
     async def stop(self) -> None:
-        """Stop listening, finish running requests, save."""
+        """Stop listening, finish running requests, remove the network's namespaces, save."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -107,6 +111,8 @@ class RehearsalServer:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)
+        if self.network is not None:
+            await self.network.stop()
         self.dom0.save()
         self.call_log.close()
 
