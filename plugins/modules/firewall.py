@@ -10,7 +10,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: firewall
 short_description: Set the Qubes OS firewall rules of one or several qubes
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Sets the ordered outgoing firewall rules of a qube (what C(qvm-firewall) shows), or of several qubes in one
     task. The qube's netvm (normally C(sys-firewall)) enforces them; the first matching rule wins and anything
