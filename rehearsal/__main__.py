@@ -7,6 +7,7 @@
   demo    start a fresh rehearsal dom0 in the background and show it working
   run     serve while one command runs
   probe   connect from inside a running qube of a serving rehearsal dom0 (network realisation)
+  clipboard  copy into / paste from the global clipboard of a running serve
 """
 
 from __future__ import annotations
@@ -24,12 +25,28 @@ import threading
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import names, wire
 
-from rehearsal import demo, network, observe, seed, world
+from rehearsal import demo, network, observe, qrexec, qrexec_proto, seed, world
 from rehearsal.dom0 import Dom0
 from rehearsal.model import Dom0State
+from rehearsal.policy_admin import POLICY_DIR, PolicyStore
 from rehearsal.server import RehearsalServer
 
 DEFAULT_SOCKET = "/var/run/qubesd.sock"
+QREXEC_SOCKET_NAME = "qrexec.sock"
+BIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin")
+"""The qrexec-client and qrexec-client-vm stand-ins."""
+
+
+def qrexec_socket_for(args) -> str:
+    """The qrexec socket: --qrexec-socket, or qrexec.sock next to the qubesd socket."""
+    return args.qrexec_socket or os.path.join(os.path.dirname(os.path.abspath(args.socket)), QREXEC_SOCKET_NAME)
+
+
+def policy_store(state_dir: str, release: str) -> PolicyStore:
+    """The policy directory of a state (seeded with the defaults when new)."""
+    store = PolicyStore(os.path.join(state_dir, POLICY_DIR), release)
+    store.ensure()
+    return store
 
 
 def _add_state_options(parser: argparse.ArgumentParser) -> None:
@@ -65,9 +82,13 @@ def build_server(args) -> RehearsalServer:
     """A server for the options of ``serve`` (and ``demo``)."""
     state = load_or_seed(args)
     dom0 = Dom0(state, args.state, shutdown_delay=args.shutdown_delay)
+    store = policy_store(args.state, dom0.release)
+    dom0.admin_policy = qrexec.admin_policy(dom0, store)
     faults = observe.Faults(args.fault, args.latency)
-    return RehearsalServer(dom0, args.socket, observe.CallLog(args.call_log), faults, debug=args.debug,
-                           network=build_network(args, dom0))
+    server = RehearsalServer(dom0, args.socket, observe.CallLog(args.call_log), faults, debug=args.debug,
+                             network=build_network(args, dom0))
+    server.companions.append(qrexec.QrexecServer(server, store, qrexec_socket_for(args)))
+    return server
 
 
 def build_network(args, dom0: Dom0) -> network.Network | None:
@@ -93,6 +114,8 @@ async def _serve(server: RehearsalServer, ready: threading.Event | None = None,
         ready.set()
     else:
         print(f"rehearsal dom0 (R{server.dom0.release}) serving {server.socket_path}", flush=True)
+        for companion in server.companions:
+            print(f"  and {companion.socket_path}", flush=True)
     await stop.wait()
     await server.stop()
 
@@ -110,7 +133,8 @@ def cmd_init(args) -> int:
     if Dom0State.load(args.state) is not None:
         print(f"{args.state} already holds a state (use --force to replace it)", file=sys.stderr)
         return 1
-    load_or_seed(args)
+    state = load_or_seed(args)
+    policy_store(args.state, state.release)
     print(f"fresh R{args.release or names.DEFAULT_RELEASE} state written to {args.state}")
     return 0
 
@@ -177,7 +201,9 @@ def cmd_run(args) -> int:
     if args.fresh and os.path.exists(args.state):
         shutil.rmtree(args.state)
     os.makedirs(os.path.dirname(os.path.abspath(args.socket)), exist_ok=True)
-    env = dict(os.environ, QUBESD_SOCKET=os.path.abspath(args.socket))
+    env = dict(os.environ, QUBESD_SOCKET=os.path.abspath(args.socket),
+               QREXEC_CLIENT=os.path.join(BIN_DIR, "qrexec-client"))
+    env[qrexec_proto.ENV_SOCKET] = os.path.abspath(qrexec_socket_for(args))
     with BackgroundServer(build_server(args)):
         return subprocess.run(args.command_argv, env=env, check=False).returncode
 
@@ -193,6 +219,21 @@ def cmd_probe(args) -> int:
     return 0 if result == network.CONNECTED else 1
 
 
+def cmd_clipboard(args) -> int:
+    """Copy a qube's clipboard into the global one, or paste the global one into a qube."""
+    path = args.qrexec_socket or os.environ.get(qrexec_proto.ENV_SOCKET) or os.path.join(
+        os.path.dirname(os.path.abspath(os.environ.get("QUBESD_SOCKET", DEFAULT_SOCKET))), QREXEC_SOCKET_NAME)
+    service = "qubes.ClipboardCopy" if args.action == "copy" else "qubes.ClipboardPaste"
+    payload = args.text.encode("utf-8") if args.action == "copy" else b""
+    try:
+        status, stderr = qrexec_proto.call(path, "dom0", args.qube, service, payload, sys.stdout.buffer)
+    except OSError as exc:
+        print(f"cannot reach the rehearsal's qrexec socket {path}: {exc}", file=sys.stderr)
+        return 2
+    sys.stderr.write(stderr.decode("utf-8", "replace"))
+    return status
+
+
 def main(argv=None) -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(prog="python -m rehearsal", description=__doc__.splitlines()[0])
@@ -206,9 +247,12 @@ def main(argv=None) -> int:
     for p in (serve, demo, run):
         _add_state_options(p)
         p.add_argument("--socket", default=DEFAULT_SOCKET, help="socket path (default %(default)s)")
+        p.add_argument("--qrexec-socket", help=f"the qrexec stand-in's socket (default: {QREXEC_SOCKET_NAME} "
+                                               "next to --socket)")
         p.add_argument("--call-log", help="append one JSON line per call to this file")
-        p.add_argument("--fault", action="append", default=[], metavar="METHOD:N[+]:fail|drop",
-                       help="fail or drop the Nth call of METHOD (N+: from the Nth on)")
+        p.add_argument("--fault", action="append", default=[], metavar="METHOD:N[+]:fail|drop|crash",
+                       help="fail or drop the Nth call of METHOD (N+: from the Nth on); crash (policy.* only): "
+                            "the server kills itself after writing the new policy file, before renaming it")
         p.add_argument("--latency", action="append", default=[], metavar="METHOD:MS",
                        help="delay each call of METHOD (* for all) by MS milliseconds")
         p.add_argument("--shutdown-delay", type=float, default=0.1, metavar="SECONDS",
@@ -244,6 +288,18 @@ def main(argv=None) -> int:
     probe.add_argument("host", help="IPv4 address or a name of the world's hosts file")
     probe.add_argument("port", type=int)
     probe.set_defaults(func=cmd_probe)
+
+    clip = sub.add_parser("clipboard", help="the global clipboard of a running serve")
+    clip_sub = clip.add_subparsers(dest="action", required=True)
+    copy = clip_sub.add_parser("copy", help="copy TEXT as QUBE's clipboard into the global clipboard")
+    copy.add_argument("qube")
+    copy.add_argument("text")
+    paste = clip_sub.add_parser("paste", help="paste the global clipboard into QUBE (prints it) if the policy allows")
+    paste.add_argument("qube")
+    for p in (copy, paste):
+        p.add_argument("--qrexec-socket", help=f"default ${qrexec_proto.ENV_SOCKET}, or {QREXEC_SOCKET_NAME} "
+                                               "next to $QUBESD_SOCKET")
+    clip.set_defaults(func=cmd_clipboard)
 
     args = parser.parse_args(argv)
     if args.command == "run" and args.command_argv[:1] == ["--"]:

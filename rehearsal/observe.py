@@ -104,15 +104,18 @@ class Faults:
 
 
 def parse_fault(spec: str) -> FaultRule:
-    """``METHOD:N:fail|drop`` or ``METHOD:N+:fail|drop``."""
+    """``METHOD:N:fail|drop`` or ``METHOD:N+:fail|drop``; ``policy.*:N:crash`` kills the server mid-write."""
     try:
         method, nth, action = spec.rsplit(":", 2)
         onwards = nth.endswith("+")
         number = int(nth.rstrip("+"))
     except ValueError:
         raise ValueError(f"fault {spec!r}: expected METHOD:N:fail or METHOD:N:drop") from None
-    if action not in ("fail", "drop") or number < 1 or not method:
+    if action not in ("fail", "drop", "crash") or number < 1 or not method:
         raise ValueError(f"fault {spec!r}: expected METHOD:N:fail or METHOD:N:drop (N >= 1)")
+    if action == "crash" and not method.startswith("policy."):
+        raise ValueError(f"fault {spec!r}: crash applies to policy.* calls (the server dies between writing "
+                         "the new file and renaming it into place)")
     return FaultRule(method=method, nth=number, action=action, onwards=onwards)
 
 

@@ -78,6 +78,8 @@ class RehearsalServer:
         self.debug = debug
         self._server = None
         self._tasks: set = set()
+        self.companions: list = []
+        """Other listeners started after this one and stopped before it (e.g. the qrexec socket)."""
 
     def track(self, task) -> None:
         """Keep a reference to a running request task."""
@@ -99,9 +101,13 @@ class RehearsalServer:
         finally:
             os.umask(old_umask)
         os.chmod(self.socket_path, 0o660)  # root:qubes rw, as qubesd's socket
+        for companion in self.companions:
+            await companion.start()
 
     async def stop(self) -> None:
-        """Stop listening, finish running requests, remove the network's namespaces, save."""
+        """Stop the companions, stop listening, finish running requests, remove the network's namespaces, save."""
+        for companion in self.companions:
+            await companion.stop()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

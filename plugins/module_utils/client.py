@@ -6,7 +6,9 @@
 
 * :class:`SocketTransport` talks to qubesd's socket in dom0
   (``$QUBESD_SOCKET``, default ``/var/run/qubesd.sock``);
-* :class:`QrexecTransport` runs ``qrexec-client-vm`` from a management qube.
+* :class:`QrexecTransport` runs ``qrexec-client-vm`` from a management qube
+  (or, made with :meth:`QrexecTransport.for_dom0`, ``qrexec-client`` in dom0
+  for qrexec services that are not qubesd's, such as the policy admin API).
 
 :class:`AdminClient` frames requests with :mod:`wire`, parses replies with
 :mod:`formats`, and raises the typed errors of :mod:`wire`.  It counts its
@@ -27,6 +29,7 @@ from ansible_collections.corral.qubes.plugins.module_utils import formats, wire
 
 DEFAULT_SOCKET = "/var/run/qubesd.sock"
 DEFAULT_QREXEC_CLIENT = "qrexec-client-vm"
+DEFAULT_DOM0_QREXEC_CLIENT = "qrexec-client"
 QUBES_RELEASE_FILE = "/etc/qubes-release"
 
 
@@ -86,28 +89,54 @@ class QrexecTransport:
     def __init__(self, executable: str | None = None, timeout: float | None = None):
         self.executable = executable or os.environ.get("QREXEC_CLIENT_VM") or DEFAULT_QREXEC_CLIENT
         self.timeout = timeout
+        self.local = False
+
+    @classmethod
+    def for_dom0(cls, executable: str | None = None, timeout: float | None = None) -> QrexecTransport:
+        """Calls from dom0 itself: ``qrexec-client -d <dest> "DEFAULT:QUBESRPC <method>[+<arg>] dom0"``.
+
+        The executable is ``executable``, ``$QREXEC_CLIENT`` or ``qrexec-client``.
+        """
+        transport = cls(executable or os.environ.get("QREXEC_CLIENT") or DEFAULT_DOM0_QREXEC_CLIENT, timeout)
+        transport.local = True
+        return transport
 
     def __repr__(self) -> str:
-        return f"QrexecTransport({self.executable!r})"
+        return f"QrexecTransport({self.executable!r}{', dom0' if self.local else ''})"
+
+    def argv(self, dest: str, call_name: str) -> list[str]:
+        """The command line of one call."""
+        if self.local:
+            return [self.executable, "-d", dest, f"DEFAULT:QUBESRPC {call_name} dom0"]
+        return [self.executable, dest, call_name]
+
+    def run(self, dest: str, call_name: str, payload: bytes = b"") -> subprocess.CompletedProcess:
+        """Run one qrexec call; the finished process (exit status, stdout, stderr)."""
+        try:
+            return subprocess.run(  # noqa: S603 - fixed argv, no shell
+                self.argv(dest, call_name), input=payload, capture_output=True, timeout=self.timeout, check=False)
+        except FileNotFoundError as exc:
+            where = "in dom0" if self.local else "from inside a qube"
+            raise wire.QubesDaemonCommunicationError(
+                f"{self.executable} not found: qrexec calls only work {where}") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise wire.QubesDaemonCommunicationError(
+                f"{call_name} to {dest} did not finish within {self.timeout} s") from exc
 
     def exchange(self, request: wire.Request) -> bytes:
         """Run one qrexec call and return its stdout."""
-        argv = [self.executable, request.dest, request.call_name]
-        try:
-            proc = subprocess.run(  # noqa: S603 - fixed argv, no shell
-                argv, input=request.payload, capture_output=True, timeout=self.timeout, check=False)
-        except FileNotFoundError as exc:
-            raise wire.QubesDaemonCommunicationError(
-                f"{self.executable} not found: qrexec calls only work from inside a qube") from exc
-        except subprocess.TimeoutExpired as exc:
-            raise wire.QubesDaemonCommunicationError(
-                f"{request.call_name} to {request.dest} did not finish within {self.timeout} s") from exc
+        proc = self.run(request.dest, request.call_name, request.payload)
         if proc.returncode != 0:
             detail = proc.stderr.decode("utf-8", "replace").strip()
             raise wire.QubesDaemonAccessError(
                 f"Service call error: {request.call_name} to {request.dest} was refused "
-                f"(qrexec-client-vm exit status {proc.returncode})" + (f": {detail}" if detail else ""))
+                f"({os.path.basename(self.executable)} exit status {proc.returncode})" + (f": {detail}" if detail else ""))
         return proc.stdout
+
+
+def in_dom0(socket_path: str | None = None) -> bool:
+    """Whether calls should be made as dom0: an explicit socket path, ``$QUBESD_SOCKET`` or ``/etc/qubes-release``."""
+    return bool(socket_path or os.environ.get("QUBESD_SOCKET") or os.path.exists(QUBES_RELEASE_FILE))
 
 
 def default_transport(socket_path: str | None = None, qrexec_client: str | None = None):
@@ -116,7 +145,7 @@ def default_transport(socket_path: str | None = None, qrexec_client: str | None 
     An explicit socket path, ``$QUBESD_SOCKET`` or a dom0 (``/etc/qubes-release``)
     select the socket; otherwise, inside a qube, qrexec.
     """
-    if socket_path or os.environ.get("QUBESD_SOCKET") or os.path.exists(QUBES_RELEASE_FILE):
+    if in_dom0(socket_path):
         return SocketTransport(socket_path)
     if qrexec_client or os.environ.get("QREXEC_CLIENT_VM") or shutil.which(DEFAULT_QREXEC_CLIENT):
         return QrexecTransport(qrexec_client)

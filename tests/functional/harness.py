@@ -15,6 +15,8 @@ from ansible_collections.corral.qubes.plugins.module_utils import wire
 from rehearsal import observe
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+QREXEC_CLIENT = ROOT / "rehearsal" / "bin" / "qrexec-client"
+QREXEC_CLIENT_VM = ROOT / "rehearsal" / "bin" / "qrexec-client-vm"
 
 
 def raw_exchange(path: str, data: bytes, timeout: float = 10.0) -> bytes:
@@ -39,6 +41,8 @@ class RehearsalDom0:
         self.directory = directory
         self.state_dir = str(directory / "state")
         self.socket = str(directory / "qubesd.sock")
+        self.qrexec_socket = str(directory / "qrexec.sock")
+        self.policy_dir = directory / "state" / "policy.d"
         self.call_log = str(directory / "calls.jsonl")
         self.release = release
         self.extra_args = list(extra_args)
@@ -54,7 +58,7 @@ class RehearsalDom0:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"rehearsal dom0 exited: {self.proc.stdout.read().decode()}")
-            if os.path.exists(self.socket):
+            if os.path.exists(self.socket) and os.path.exists(self.qrexec_socket):
                 try:
                     raw_exchange(self.socket, b"admin.vmclass.List+ dom0 name dom0\x00", timeout=2)
                     return self
@@ -89,6 +93,13 @@ class RehearsalDom0:
     def client(self) -> client_mod.AdminClient:
         """A fresh client on this dom0's socket."""
         return client_mod.AdminClient(client_mod.SocketTransport(self.socket, timeout=30))
+
+    def qube_env(self, qube: str = "dom0") -> dict:
+        """Environment for the qrexec stand-ins: calls made from ``qube`` (dom0: the dom0 side)."""
+        env = dict(os.environ, REHEARSAL_QREXEC_SOCKET=self.qrexec_socket, QREXEC_CLIENT=str(QREXEC_CLIENT),
+                   QREXEC_CLIENT_VM=str(QREXEC_CLIENT_VM))
+        env["REHEARSAL_QUBE"] = qube
+        return env
 
     def raw(self, data: bytes) -> bytes:
         """One raw exchange."""
