@@ -57,9 +57,20 @@ class Unavailable(RuntimeError):
     """Realisation was asked for (``--network on``) where it cannot be done."""
 
 
+def _in_initial_user_namespace() -> bool:
+    """Whether this process's uids are the machine's (not root mapped inside a user namespace)."""
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as handle:
+            return handle.read().split() == ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
 def unavailable() -> list[str]:
     """Why realisation cannot be done here (nothing: it can)."""
     reasons = [] if os.geteuid() == 0 else ["it needs root"]
+    if not reasons and not _in_initial_user_namespace():
+        reasons.append("it needs the machine's root, not root inside a user namespace")
     missing = netns.missing_tools()
     if missing:
         reasons.append(f"missing {', '.join(missing)}")

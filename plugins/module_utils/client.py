@@ -139,15 +139,19 @@ def in_dom0(socket_path: str | None = None) -> bool:
     return bool(socket_path or os.environ.get("QUBESD_SOCKET") or os.path.exists(QUBES_RELEASE_FILE))
 
 
+def in_qube(socket_path: str | None = None, qrexec_client: str | None = None) -> bool:
+    """Whether calls go through ``qrexec-client-vm``: not in dom0 (see :func:`in_dom0`), and the program is there."""
+    return not in_dom0(socket_path) and bool(
+        qrexec_client or os.environ.get("QREXEC_CLIENT_VM") or shutil.which(DEFAULT_QREXEC_CLIENT))
+
+
 def default_transport(socket_path: str | None = None, qrexec_client: str | None = None):
     """The transport a caller in this place should use.
 
     An explicit socket path, ``$QUBESD_SOCKET`` or a dom0 (``/etc/qubes-release``)
-    select the socket; otherwise, inside a qube, qrexec.
+    select the socket; otherwise, inside a qube, qrexec; otherwise the socket.
     """
-    if in_dom0(socket_path):
-        return SocketTransport(socket_path)
-    if qrexec_client or os.environ.get("QREXEC_CLIENT_VM") or shutil.which(DEFAULT_QREXEC_CLIENT):
+    if in_qube(socket_path, qrexec_client):
         return QrexecTransport(qrexec_client)
     return SocketTransport(socket_path)
 

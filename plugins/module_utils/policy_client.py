@@ -66,7 +66,7 @@ def error_for(returncode: int, message: str) -> PolicyAdminError:
 
 def default_transport() -> client.QrexecTransport:
     """``qrexec-client`` in dom0, ``qrexec-client-vm`` in a qube (the same test as the Admin API client)."""
-    return client.QrexecTransport.for_dom0() if client.in_dom0() else client.QrexecTransport()
+    return client.QrexecTransport() if client.in_qube() else client.QrexecTransport.for_dom0()
 
 
 class PolicyAdmin:
