@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
-from ansible_collections.corral.qubes.plugins.module_utils import engine, firewall, schema, wire
+from ansible_collections.corral.qubes.plugins.module_utils import engine, firewall, flows, policy_client, policy_files, schema, wire
 
 ADMIN_API_ARGS = {"qubesd_socket": {"type": "path"}}
 
@@ -50,6 +50,21 @@ ARGUMENT_SPECS = {
         dns={"type": "bool"},
         qubes={"type": "dict"},
     ),
+    "policy": dict(
+        name={"type": "str", "required": True},
+        rules={"type": "list", "elements": "dict"},
+        content={"type": "str"},
+        header={"type": "str", "default": policy_files.HEADER},
+        state={"type": "str", "default": "present", "choices": ["present", "absent"]},
+        policy_dir={"type": "path"},
+    ),
+    "clipboard_audit": dict(
+        ADMIN_API_ARGS,
+        matrix={"type": "dict", "required": True},
+        domains={"type": "list", "elements": "str"},
+        service={"type": "str", "default": "qubes.ClipboardPaste"},
+        policy_dir={"type": "path"},
+    ),
     "qube_info": dict(
         ADMIN_API_ARGS,
         names={"type": "list", "elements": "str", "default": []},
@@ -64,9 +79,22 @@ def connect(params: dict) -> client_mod.AdminClient:
     return client_mod.AdminClient(client_mod.default_transport(params.get("qubesd_socket")))
 
 
+def policy_store(params: dict):
+    """Where policy files are read and written: a directory given as policy_dir, else the policy admin API."""
+    if params.get("policy_dir"):
+        return policy_files.DirectoryStore(params["policy_dir"])
+    return policy_files.ApiStore()
+
+
 def run(kind: str, params: dict, check_mode: bool = False, diff: bool = False) -> dict:
     """Run one task; the result as Ansible reports it (``failed`` and ``msg`` on failure)."""
+    if kind == "policy":
+        return _policy(params, check_mode, diff)
     client = connect(params)
+    if kind == "clipboard_audit":
+        result = _audit(engine.Reader(client), params)
+        result["api_calls"] = sum(client.calls.values())
+        return result
     reader = engine.Reader(client)
     if kind == "qube_info":
         result = _info(reader, params)
@@ -130,6 +158,54 @@ def _plan_firewall(reader: engine.Reader, params: dict, check_mode: bool) -> eng
         raise engine.PlanError("name", "name the qube (or give qubes: a mapping of qubes to their rules)")
     now = time.time()
     return engine.plan_firewall(reader, engine.firewall_specs(params, now), check_mode, now)
+
+
+def _policy(params: dict, check_mode: bool, diff: bool) -> dict:
+    """One policy file: plan (validating the whole resulting policy), write unless in check mode."""
+    store = policy_store(params)
+    try:
+        plan, text = policy_files.plan_policy_file(store, params)
+    except engine.PlanError as exc:
+        return {"failed": True, "changed": False, "msg": str(exc), "field": exc.field}
+    except (policy_client.PolicyAdminError, wire.QubesException, OSError) as exc:
+        return {"failed": True, "changed": False, "msg": f"reading the policy failed: {exc}"}
+    path = policy_files.source_path(params["name"])
+    result: dict = {"changed": plan.changed, "actions": plan.actions, "path": path, "content": text}
+    if diff and plan.changed:
+        result["diff"] = {"before": plan.before[path] or "", "after": plan.after[path] or "",
+                          "before_header": path, "after_header": path}
+    if plan.changed and not check_mode:
+        try:
+            plan.apply(None)
+        except engine.ApplyError as exc:
+            return {"failed": True, "changed": False, "msg": str(exc), "actions": plan.actions}
+    result["policy_calls"] = store.calls
+    return result
+
+
+def _audit(reader: engine.Reader, params: dict) -> dict:
+    """Effective flows of a service between the managed domains, against the declared matrix."""
+    try:
+        matrix, domains = flows.check_matrix(params["matrix"], params.get("domains"))
+    except ValueError as exc:
+        return {"failed": True, "changed": False, "msg": str(exc), "field": "matrix"}
+    store = policy_store(params)
+    try:
+        sources = {path: text for path, (_token, text) in store.read_all().items()}
+        report = flows.audit(sources, flows.system_of(reader), matrix, domains, params["service"])
+    except (policy_client.PolicyAdminError, wire.QubesException, OSError) as exc:
+        return {"failed": True, "changed": False, "msg": f"reading the policy or the qubes failed: {exc}"}
+    except ValueError as exc:
+        return {"failed": True, "changed": False, "msg": str(exc)}
+    result = {"changed": False, **report, "policy_calls": store.calls}
+    if report["undeclared"]:
+        result["failed"] = True
+        result["msg"] = (f"{params['service']} allows flows the matrix does not declare: " + "; ".join(
+            f"{flow['from']} -> {flow['to']} ({flow['why']})" for flow in report["undeclared"]))
+    elif report["blocked"]:
+        result["warnings"] = [f"declared but denied by the policy: {flow['from']} -> {flow['to']}"
+                              for flow in report["blocked"]]
+    return result
 
 
 def _info(reader: engine.Reader, params: dict) -> dict:

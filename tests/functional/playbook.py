@@ -12,6 +12,8 @@ import sys
 
 import yaml
 
+from harness import QREXEC_CLIENT
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
 
@@ -32,6 +34,9 @@ def ansible_env(dom0, tmp_path: pathlib.Path) -> dict:
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
         "ANSIBLE_CONFIG": str(config),
         "QUBESD_SOCKET": dom0.socket,
+        # the policy admin API of this rehearsal dom0, as dom0 reaches it
+        "QREXEC_CLIENT": str(QREXEC_CLIENT),
+        "REHEARSAL_QREXEC_SOCKET": dom0.qrexec_socket,
     })
     return env
 
@@ -66,8 +71,12 @@ class Player:
         self.tmp_path = tmp_path
         self.count = 0
 
-    def run(self, tasks: list, check: bool = False, diff: bool = False, expect_rc: int | None = 0) -> Run:
-        """Run ``tasks`` (module name -> args dicts) in one play; every task may fail without stopping it."""
+    def run(self, tasks: list, check: bool = False, diff: bool = False, expect_rc: int | None = 0,
+            env: dict | None = None) -> Run:
+        """Run ``tasks`` (module name -> args dicts) in one play; every task may fail without stopping it.
+
+        ``env`` changes the environment of ansible-playbook (a value None removes the variable).
+        """
         self.count += 1
         out = self.tmp_path / f"results-{self.count}.json"
         play_tasks = []
@@ -87,8 +96,13 @@ class Player:
             argv.append("--check")
         if diff:
             argv.append("--diff")
-        proc = subprocess.run(argv, env=ansible_env(self.dom0, self.tmp_path), capture_output=True, text=True,
-                              check=False, timeout=300)
+        environment = ansible_env(self.dom0, self.tmp_path)
+        for key, value in (env or {}).items():
+            if value is None:
+                environment.pop(key, None)
+            else:
+                environment[key] = value
+        proc = subprocess.run(argv, env=environment, capture_output=True, text=True, check=False, timeout=300)
         output = proc.stdout + proc.stderr
         if expect_rc is not None:
             assert proc.returncode == expect_rc, output

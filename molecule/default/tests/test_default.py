@@ -9,7 +9,7 @@ import pathlib
 import yaml
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
-from ansible_collections.corral.qubes.plugins.module_utils import formats
+from ansible_collections.corral.qubes.plugins.module_utils import formats, policy, policy_client
 
 GROUP_VARS = pathlib.Path(__file__).resolve().parents[3] / "inventories" / "t420s" / "group_vars" / "qubes_admin"
 LAYOUT = yaml.safe_load((GROUP_VARS / "layout.yml").read_text())
@@ -70,3 +70,19 @@ def test_firewall_whitelists_of_the_domains():
     wanted = {entry["host"] for name in ("private_mail", "private_cloud", "blog")
               for entry in network["qubes_destinations"][name]}
     assert hosts == wanted
+
+
+def test_clipboard_matrix_is_the_written_policy():
+    """The flows file is in place, and every pair of the four domains behaves as the matrix declares."""
+    flows = yaml.safe_load((GROUP_VARS / "network.yml").read_text())["qubes_flows"]["qubes.ClipboardPaste"]
+    admin_api = policy_client.PolicyAdmin()
+    assert "30-corral-flows" in admin_api.get_files("qubes.ClipboardPaste")
+    sources = {f"{name}.policy": admin_api.get(name)[1] for name in admin_api.list()}
+    sources.update({f"include/{name}": admin_api.include_get(name)[1] for name in admin_api.include_list()})
+    system = {name: {"class": entry.klass} for name, entry in admin().list_vms().items()}
+    whole = policy.Policy(sources)
+    for source in flows:
+        for target in flows:
+            if source != target:
+                decision = whole.evaluate("qubes.ClipboardPaste", "", source, target, system, assume_yes_for_ask=True)
+                assert decision.allowed == (target in flows[source]), (source, target)

@@ -1,0 +1,227 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the corral.qubes collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Policy files: where they are read and written, and the plan of one file.
+
+Two stores with one interface (``read_all``, ``get``, ``replace``, ``remove``):
+
+* :class:`ApiStore` - the policy admin API (``policy.*`` through qrexec):
+  every write carries the token of what was read (``new`` when creating),
+  so a concurrent edit is detected, and the service validates the whole
+  resulting policy once more before its atomic write.
+* :class:`DirectoryStore` - a policy directory written directly, for a
+  system without that API: the same tokens, computed here, and an atomic
+  write (a hidden temporary file, which qrexec skips, fsynced and renamed).
+
+:func:`plan_policy_file` validates the new file and the whole policy it
+would make (the grammar of :mod:`policy`) before anything is written.
+No Ansible imports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+
+from ansible_collections.corral.qubes.plugins.module_utils import engine, policy, policy_client
+
+HEADER = "Managed by corral.qubes (Ansible): edits here are replaced on the next run."
+TOP_LEVEL_NAME = re.compile(r"\A[0-9]+-")
+"""A top-level file starts with a number that places it among the default files (30-, 50-...)."""
+
+
+def token_of(data: bytes) -> str:
+    """The policy admin API's token of a file's bytes."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def source_path(name: str) -> str:
+    """The path of an API name relative to the policy directory."""
+    return policy.file_path(name)
+
+
+class ApiStore:
+    """Policy files through the policy admin API."""
+
+    def __init__(self, admin: policy_client.PolicyAdmin | None = None):
+        self.admin = admin or policy_client.PolicyAdmin()
+        self.calls = 0
+
+    def _count(self, result):
+        self.calls += 1
+        return result
+
+    def read_all(self) -> dict[str, tuple[str, str]]:
+        """Every file: relative path -> (token, text)."""
+        files = {}
+        for name in self._count(self.admin.list()):
+            files[source_path(name)] = self._count(self.admin.get(name))
+        for name in self._count(self.admin.include_list()):
+            files[source_path(f"{policy.INCLUDE_DIR}/{name}")] = self._count(self.admin.include_get(name))
+        return files
+
+    def replace(self, name: str, text: str, token: str) -> None:
+        """Write one file if it still matches ``token``."""
+        if name.startswith(policy.INCLUDE_DIR + "/"):
+            self._count(self.admin.include_replace(name.split("/", 1)[1], text, token))
+        else:
+            self._count(self.admin.replace(name, text, token))
+
+    def remove(self, name: str, token: str) -> None:
+        """Remove one file if it still matches ``token``."""
+        if name.startswith(policy.INCLUDE_DIR + "/"):
+            self._count(self.admin.include_remove(name.split("/", 1)[1], token))
+        else:
+            self._count(self.admin.remove(name, token))
+
+
+class DirectoryStore:
+    """Policy files in a directory, written atomically (where the policy admin API is absent)."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.calls = 0
+
+    def read_all(self) -> dict[str, tuple[str, str]]:
+        """Every file: relative path -> (token, text)."""
+        if not os.path.isdir(self.directory):
+            raise policy_client.PolicyAdminError(f"policy directory {self.directory} does not exist")
+        sources, _dirs = policy.read_directory(self.directory)
+        files = {}
+        for path in sources:
+            with open(os.path.join(self.directory, path), "rb") as handle:
+                data = handle.read()
+            files[path] = (token_of(data), data.decode("utf-8", "replace"))
+        return files
+
+    def _check_token(self, path: str, token: str) -> None:
+        full = os.path.join(self.directory, path)
+        exists = os.path.exists(full)
+        if token == "new" and exists:
+            raise policy_client.PolicyTokenMismatch(f"{path} exists already (token mismatch)")
+        if token not in ("new", "any"):
+            if not exists:
+                raise policy_client.PolicyTokenMismatch(f"{path} was removed since it was read (token mismatch)")
+            with open(full, "rb") as handle:
+                if token_of(handle.read()) != token:
+                    raise policy_client.PolicyTokenMismatch(f"{path} changed since it was read (token mismatch)")
+
+    def replace(self, name: str, text: str, token: str) -> None:
+        """Write one file atomically if it still matches ``token``."""
+        path = source_path(name)
+        self._check_token(path, token)
+        full = os.path.join(self.directory, path)
+        folder = os.path.dirname(full)
+        os.makedirs(folder, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=".corral-", dir=folder)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(text.encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temporary, 0o664)
+            os.rename(temporary, full)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+        _sync_directory(folder)
+
+    def remove(self, name: str, token: str) -> None:
+        """Remove one file if it still matches ``token``."""
+        path = source_path(name)
+        self._check_token(path, token)
+        os.unlink(os.path.join(self.directory, path))
+        _sync_directory(os.path.dirname(os.path.join(self.directory, path)))
+
+
+def _sync_directory(folder: str) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def render_file(rules: list, header: str | None) -> str:
+    """A policy file's text from rules, after a comment header."""
+    lines = [f"# {line}".rstrip() for line in (header or "").splitlines()]
+    return "".join(line + "\n" for line in lines) + policy.render(rules)
+
+
+def wanted_text(params: dict) -> str | None:
+    """The file the task asks for (None for state absent); PlanError naming the field if invalid."""
+    name = params["name"]
+    try:
+        policy.validate_name(name)
+    except policy.PolicyError as exc:
+        raise engine.PlanError("name", exc.message) from exc
+    if not name.startswith(policy.INCLUDE_DIR + "/") and not TOP_LEVEL_NAME.match(name):
+        raise engine.PlanError("name", f"{name!r}: start a policy file's name with a number that orders it among "
+                                       "the others, like 30-corral-clipboard (before 50-config-* and 90-default)")
+    if params.get("state") == "absent":
+        if params.get("rules") is not None or params.get("content") is not None:
+            raise engine.PlanError("state", "state absent takes neither rules nor content")
+        return None
+    if (params.get("rules") is None) == (params.get("content") is None):
+        raise engine.PlanError("rules", "give either rules (a list of rule dicts) or content (the file's text)")
+    if params.get("content") is not None:
+        text = params["content"]
+        if text and not text.endswith("\n"):
+            text += "\n"
+        try:
+            policy.validate(text, source_path(name))
+        except policy.PolicyError as exc:
+            raise engine.PlanError("content", str(exc)) from exc
+        return text
+    rules = []
+    for index, item in enumerate(params["rules"]):
+        try:
+            rules.append(policy.rule_from_dict(item, index))
+        except policy.PolicyError as exc:
+            raise engine.PlanError(f"rules[{index}].{exc.field}", exc.message) from exc
+    return render_file(rules, params.get("header", HEADER))
+
+
+def plan_policy_file(store, params: dict) -> tuple[engine.Plan, str | None]:
+    """Plan one policy file: (plan, text after). The whole resulting policy is validated first."""
+    name = params["name"]
+    text = wanted_text(params)
+    path = source_path(name)
+    files = store.read_all()
+    token, current = files.get(path, ("new", None))
+    plan = engine.Plan()
+    if text == current:
+        return plan, current
+    sources = {key: value for key, (_token, value) in files.items()}
+    if text is None:
+        sources.pop(path, None)
+    else:
+        sources[path] = text
+    try:
+        policy.Policy(sources)
+    except policy.PolicyError as exc:
+        raise engine.PlanError("rules" if params.get("rules") is not None else "content" if text else "state",
+                               f"the policy would be invalid, so qrexec would deny every call: {exc}") from exc
+    plan.before, plan.after = {path: current}, {path: text}
+    if text is None:
+        plan.add(f"remove policy file {path}", lambda _client: _guarded(path, store.remove, name, token))
+    else:
+        verb = "write" if current is None else "replace"
+        plan.add(f"{verb} policy file {path} ({len(text.splitlines())} lines)",
+                 lambda _client: _guarded(path, store.replace, name, text, token))
+    return plan, text
+
+
+def _guarded(path: str, call, *args) -> None:
+    """Run a store call; its refusal as a ValueError the plan reports (a concurrent edit named as such)."""
+    try:
+        call(*args)
+    except policy_client.PolicyTokenMismatch as exc:
+        raise ValueError(f"{path} was changed by someone else after this task read it; nothing was written, "
+                         f"run again ({exc})") from exc
+    except policy_client.PolicyAdminError as exc:
+        raise ValueError(f"the policy admin service refused it: {exc}") from exc

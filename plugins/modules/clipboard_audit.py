@@ -1,0 +1,107 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the corral.qubes collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The clipboard_audit module: the effective flows of the written policy against a matrix."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: clipboard_audit
+short_description: Check the flows the qrexec policy really allows between domains against a declared matrix
+version_added: 0.1.0
+description:
+  - Reads the whole qrexec policy as it is written (every file, includes resolved) and the qubes (classes, tags,
+    disposable templates), and evaluates O(service) for every ordered pair of managed domains and for data copied
+    in dom0, with Qubes semantics (files in name order, first matching rule wins, no match denies, C(ask) counts as
+    allow as it does for clipboard paste).
+  - Fails when the policy allows a flow the matrix does not declare, naming the file and line of the rule that
+    allows it; a declared flow the policy denies is a warning.
+  - Changes nothing.
+author:
+  - corral.qubes contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - corral.qubes.admin_api
+options:
+  matrix:
+    description:
+      - Domain -> the domains its data may flow into (for the clipboard, copied from -> may be pasted into). A
+        C(dom0) entry lists where data copied in dom0 may go; without one, none.
+    type: dict
+    required: true
+  domains:
+    description: The managed domains; by default every domain the matrix names.
+    type: list
+    elements: str
+  service:
+    description: The qrexec service whose flows to check (C(qubes.Filecopy), C(qubes.OpenInVM), ...).
+    type: str
+    default: qubes.ClipboardPaste
+  policy_dir:
+    description: Read the policy from this directory instead of through the policy admin API.
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Changes nothing, so there is nothing to show.
+seealso:
+  - module: corral.qubes.policy
+  - plugin: corral.qubes.flow_policy
+    plugin_type: filter
+"""
+
+EXAMPLES = r"""
+- name: Only the article's clipboard flows are possible
+  corral.qubes.clipboard_audit:
+    matrix:
+      secure: [personal]
+      personal: [work]
+      work: [personal]
+      untrusted: [personal]
+"""
+
+RETURN = r"""
+flows:
+  description: Every ordered pair (and dom0 to each domain) with the policy's decision.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"from": "secure", "to": "personal", "allowed": true, "declared": true,
+            "why": "allow by 30-corral-flows.policy:2"}]
+undeclared:
+  description: Flows the policy allows that the matrix does not declare (the task fails if any).
+  returned: always
+  type: list
+  elements: dict
+blocked:
+  description: Declared flows the policy denies.
+  returned: always
+  type: list
+  elements: dict
+api_calls:
+  description: Number of Admin API calls the run made.
+  returned: always
+  type: int
+policy_calls:
+  description: Number of policy admin calls (or file reads) the run made.
+  returned: always
+  type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.corral.qubes.plugins.module_utils import tasks
+
+
+def main():
+    """Run the module (the action plugin of the same name runs the same task in-process when it can)."""
+    module = AnsibleModule(argument_spec=tasks.ARGUMENT_SPECS["clipboard_audit"], supports_check_mode=True)
+    tasks.exit_module(module, "clipboard_audit")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The management_qube role, then the collection's modules run from inside that qube through qrexec."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import QREXEC_CLIENT_VM
+from playbook import qube
+
+
+@pytest.fixture
+def mgmt(dom0, player):
+    """Qubes work and personal, and a management qube allowed to manage work only."""
+    run = player.run([qube("work", label="blue", netvm="sys-firewall"), qube("personal", label="yellow"), {
+        "ansible.builtin.include_role": {"name": "corral.qubes.management_qube"},
+        "vars": {"management_qube_manages": ["work"]}}])
+    assert not run.failed, run.output
+    return {"REHEARSAL_QUBE": "mgmt", "QREXEC_CLIENT_VM": str(QREXEC_CLIENT_VM), "QUBESD_SOCKET": None}
+
+
+def test_role_writes_a_least_privilege_admin_policy(dom0, player, mgmt):
+    info = player.run([{"corral.qubes.qube_info": {"names": ["mgmt"], "sections": []}}])[0]
+    assert info["qubes"]["mgmt"]["netvm"] == ""
+    again = player.run([{"ansible.builtin.include_role": {"name": "corral.qubes.management_qube"},
+                         "vars": {"management_qube_manages": ["work"]}}])
+    assert again.changed == 0, again.output
+
+
+def test_modules_from_the_management_qube_get_only_what_the_policy_grants(dom0, player, mgmt):
+    mark = dom0.mark()
+    run = player.run([
+        {"corral.qubes.qube_info": {}},
+        qube("work", label="green", properties={"memory": 500}, features={"managed-by": "mgmt"}),
+        qube("work", label="green", properties={"memory": 500}, features={"managed-by": "mgmt"}),
+        {"corral.qubes.firewall": {"name": "work", "policy": "whitelist",
+                                   "rules": [{"dsthost": "198.51.100.0/24"}]}},
+        qube("personal", label="green"),
+        qube("newcomer", label="red"),
+        {"corral.qubes.policy": {"name": "20-corral-admin-mgmt", "rules": []}},
+    ], env=mgmt)
+    assert set(run[0]["qubes"]) == {"work"}  # admin.vm.List is filtered to the granted qubes
+    assert run[1]["changed"] and not run[2]["changed"] and run[3]["changed"]
+    # personal is not listed to mgmt, so the task would create it: that needs calls on dom0 it was not granted.
+    assert run[4]["failed"] and "refused" in run[4]["msg"]
+    assert run[5]["failed"] and "refused" in run[5]["msg"]
+    assert run[6]["failed"] and "refused" in run[6]["msg"].lower()
+    # every Admin API call of the run came from mgmt, through qrexec
+    sources = {(call.get("source"), call["method"]) for call in dom0.calls_since(mark)}
+    assert {source for source, _method in sources} == {"mgmt"}, sources
+    client = dom0.client()
+    assert client.property_get("work", "label").value == "green"
+    assert client.property_get("personal", "label").value == "yellow"
+    assert "newcomer" not in client.list_vms()
