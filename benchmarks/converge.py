@@ -5,7 +5,8 @@ of a second run (no change), of a check-mode run with --diff after one
 change and of the no-change run with the modules as separate processes,
 the Admin API calls each run made (reads and writes, from the server's call
 log) and the engine's own planning time per qube without Ansible around it;
-then the same for the project's site.yml with the reference layout.
+then the firewall module's whitelists for the same qubes in one task and
+looped per qube, and the project's site.yml with the reference layout.
 Nothing is asserted: these are measurements.
 """
 
@@ -52,6 +53,23 @@ def playbook(directory: str, qubes: list[dict], module_process: bool = False) ->
     return path
 
 
+def firewall_playbooks(directory: str, qubes: list[dict]) -> tuple[str, str]:
+    """Two plays setting a five-rule whitelist on every qube: one task for all, and a task looped per qube."""
+    rules = [{"dsthost": "bank.example.com", "proto": "tcp", "dstports": 443}, {"dsthost": "198.51.100.0/24"},
+             {"dsthost": "mail.example.org", "proto": "tcp", "dstports": 993},
+             {"dsthost": "203.0.113.0/28", "proto": "tcp", "dstports": "8000-8100"}]
+    spec = {"policy": "whitelist", "rules": rules}
+    one = {"name": "all", "corral.qubes.firewall": {"qubes": {qube["name"]: spec for qube in qubes}}}
+    loop = {"name": "each", "corral.qubes.firewall": {"name": "{{ item }}", **spec},
+            "loop": [qube["name"] for qube in qubes]}
+    paths = []
+    for name, task in (("firewall-one.yml", one), ("firewall-loop.yml", loop)):
+        paths.append(os.path.join(directory, name))
+        with open(paths[-1], "w", encoding="utf-8") as fh:
+            json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}], fh)
+    return paths[0], paths[1]
+
+
 def count_calls(log: str, since: int) -> tuple[int, int, int]:
     """(new mark, calls since ``since``, successful writes since ``since``)."""
     with open(log, encoding="utf-8") as fh:
@@ -64,6 +82,8 @@ def count_calls(log: str, since: int) -> tuple[int, int, int]:
 def run_playbook(args: list, sock: str, directory: str) -> float:
     """Wall seconds of one ansible-playbook run from the repository root."""
     env = dict(os.environ, QUBESD_SOCKET=sock, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
+               QREXEC_CLIENT=os.path.join(ROOT, "rehearsal", "bin", "qrexec-client"),
+               REHEARSAL_QREXEC_SOCKET=os.path.join(os.path.dirname(sock), "qrexec.sock"),
                ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCAL_TEMP=os.path.join(directory, "tmp"),
                ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
     started = time.monotonic()
@@ -137,6 +157,13 @@ def main() -> None:
         show(f"corral.qubes.qube over {args.qubes} qubes (rehearsal dom0, local connection)", rows, args.qubes)
         print(f"  {'engine plan alone (no Ansible)':36s} {plan_time(qubes, os.path.join(directory, 'changed')):6.2f}"
               " ms/qube")
+        one, loop = firewall_playbooks(os.path.join(directory, "changed"), qubes)
+        firewall_rows = measure([("create the qubes", [*inventory, plays["first"]]),
+                                 ("whitelists, one task (first)", [*inventory, one]),
+                                 ("whitelists, one task (no change)", [*inventory, one]),
+                                 ("whitelists, task per qube (no change)", [*inventory, loop])],
+                                os.path.join(directory, "changed"))
+        show(f"corral.qubes.firewall over {args.qubes} qubes (5-rule whitelists)", firewall_rows[1:], args.qubes)
         site = measure([("check mode + diff on a fresh dom0", ["site.yml", "--check", "--diff"]),
                         ("build", ["site.yml"]), ("again (no change)", ["site.yml"])],
                        os.path.join(directory, "modules"))

@@ -1109,8 +1109,6 @@ def plan_firewall(reader: Reader, specs: dict, check_mode: bool, now: float) -> 
         if reader.vms[name].klass == "AdminVM":
             raise PlanError(field, "dom0 has no firewall: rules apply to qubes behind a netvm")
         current[name] = reader.firewall(name)
-        if "netvm" in reader.props(name) and not reader.props(name)["netvm"].value:
-            plan.warnings.append(f"{name} has no netvm: its rules take effect once it gets one")
     rules_after = {}
     for name, (_prefix, wanted) in specs.items():
         lines, parsed = current[name]
@@ -1121,6 +1119,8 @@ def plan_firewall(reader: Reader, specs: dict, check_mode: bool, now: float) -> 
         if unchanged:
             continue
         new_lines = [rule.render() for rule in rules]
+        if name in reader.vms and "netvm" in reader.props(name) and not reader.props(name)["netvm"].value:
+            plan.warnings.append(f"{name} has no netvm: its rules take effect once it gets one")
         plan.before[name], plan.after[name] = lines, new_lines
         plan.add(f"set the firewall of {name}: {_count(len(rules), 'rule', 'rules')} (was {len(lines)})",
                  lambda client, name=name, new_lines=new_lines: client.firewall_set(name, new_lines))
