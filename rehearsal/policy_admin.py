@@ -13,26 +13,18 @@ either the old file or the new one, never a mix.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from collections.abc import Callable
 
-from ansible_collections.corral.qubes.plugins.module_utils import policy
+from ansible_collections.corral.qubes.plugins.module_utils import policy, policy_files
 
 from rehearsal import policy_defaults
 
 POLICY_DIR = "policy.d"
-TEMP_PREFIX = ".tmp-"
 
 
 class PolicyAdminError(Exception):
     """A request the policy admin service refuses (exit status 1, the message on stdout)."""
-
-
-def token_of(data: bytes) -> str:
-    """The token of a file's bytes."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 class PolicyStore:
@@ -57,7 +49,7 @@ class PolicyStore:
         os.makedirs(include, exist_ok=True)
         for folder in (self.directory, include):
             for entry in os.listdir(folder):
-                if entry.startswith(TEMP_PREFIX):
+                if entry.startswith(policy_files.TEMP_PREFIX):
                     os.unlink(os.path.join(folder, entry))
 
     def _full(self, path: str) -> str:
@@ -72,30 +64,12 @@ class PolicyStore:
 
     def _write(self, path: str, data: bytes) -> None:
         """Replace a file atomically (mode 0664, as qubes-policy-admin writes)."""
-        full = self._full(path)
-        folder = os.path.dirname(full)
-        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temp, 0o664)
-            if self.before_commit is not None:
-                self.before_commit()
-            os.rename(temp, full)
-        except BaseException:
-            if os.path.exists(temp):
-                os.unlink(temp)
-            raise
-        _fsync_dir(folder)
+        policy_files.write_atomically(self._full(path), data, self.before_commit)
 
     def _delete(self, path: str) -> None:
-        full = self._full(path)
         if self.before_commit is not None:
             self.before_commit()
-        os.unlink(full)
-        _fsync_dir(os.path.dirname(full))
+        policy_files.remove_durably(self._full(path))
 
     # -- evaluation --------------------------------------------------------------------
 
@@ -152,7 +126,7 @@ class PolicyStore:
         data = self._read(self._path(name))
         if data is None:
             raise PolicyAdminError(f"Not found: {name}")
-        return token_of(data), data.decode("utf-8")
+        return policy_files.token_of(data), data.decode("utf-8")
 
     def replace(self, name: str, token: str, text: str) -> None:
         """``policy.Replace``: check the token, validate the resulting policy, write."""
@@ -200,7 +174,7 @@ class PolicyStore:
             raise PolicyAdminError(f"Invalid token {token!r}: expected sha256:HEX, new or any")
         if current is None:
             raise PolicyAdminError(f"Token mismatch: {name} does not exist")
-        if token_of(current) != token:
+        if policy_files.token_of(current) != token:
             raise PolicyAdminError(f"Token mismatch: {name} changed since it was read")
 
     @staticmethod
@@ -258,11 +232,3 @@ def _check_unused_include(text: str, path: str) -> None:
         policy.validate(text, path)
     except policy.PolicyError:
         policy.validate(text, path, fmt="service")
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -25,10 +25,13 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Callable
 
 from ansible_collections.corral.qubes.plugins.module_utils import engine, policy, policy_client
 
 HEADER = "Managed by corral.qubes (Ansible): edits here are replaced on the next run."
+TEMP_PREFIX = ".corral-tmp-"
+"""Temporary files start with a dot, so qrexec never reads a half-written one."""
 TOP_LEVEL_NAME = re.compile(r"\A[0-9]+-")
 """A top-level file starts with a number that places it among the default files (30-, 50-...)."""
 
@@ -36,6 +39,38 @@ TOP_LEVEL_NAME = re.compile(r"\A[0-9]+-")
 def token_of(data: bytes) -> str:
     """The policy admin API's token of a file's bytes."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def write_atomically(full: str, data: bytes, before_rename: Callable[[], None] | None = None) -> None:
+    """Replace ``full`` with ``data`` (mode 0664): a hidden temporary file, fsynced, renamed, directory fsynced.
+
+    Whatever happens, the file is either the old one or the new one; a
+    temporary file is removed unless the process itself dies.
+    ``before_rename`` runs between the write and the rename (fault injection).
+    """
+    folder = os.path.dirname(full)
+    os.makedirs(folder, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o664)
+        if before_rename is not None:
+            before_rename()
+        os.rename(temporary, full)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    _sync_directory(folder)
+
+
+def remove_durably(full: str) -> None:
+    """Remove ``full`` and make the removal durable (directory fsync)."""
+    os.unlink(full)
+    _sync_directory(os.path.dirname(full))
 
 
 def source_path(name: str) -> str:
@@ -113,29 +148,13 @@ class DirectoryStore:
         """Write one file atomically if it still matches ``token``."""
         path = source_path(name)
         self._check_token(path, token)
-        full = os.path.join(self.directory, path)
-        folder = os.path.dirname(full)
-        os.makedirs(folder, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=".corral-", dir=folder)
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(text.encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temporary, 0o664)
-            os.rename(temporary, full)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
-        _sync_directory(folder)
+        write_atomically(os.path.join(self.directory, path), text.encode("utf-8"))
 
     def remove(self, name: str, token: str) -> None:
         """Remove one file if it still matches ``token``."""
         path = source_path(name)
         self._check_token(path, token)
-        os.unlink(os.path.join(self.directory, path))
-        _sync_directory(os.path.dirname(os.path.join(self.directory, path)))
+        remove_durably(os.path.join(self.directory, path))
 
 
 def _sync_directory(folder: str) -> None:

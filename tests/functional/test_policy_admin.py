@@ -9,7 +9,7 @@ import os
 import pytest
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
-from ansible_collections.corral.qubes.plugins.module_utils import policy, policy_client
+from ansible_collections.corral.qubes.plugins.module_utils import policy, policy_client, policy_files
 from harness import QREXEC_CLIENT
 
 USER_RULES = "# mine\nqubes.Filecopy * sys-net sys-firewall deny\n"
@@ -107,7 +107,7 @@ def test_a_crash_mid_write_leaves_the_old_file(dom0_factory, monkeypatch):
     dom0.proc.wait(10)
     assert dom0.proc.returncode == -9  # SIGKILL, between writing the new file and renaming it
     assert on_disk(dom0, "30-user.policy") == USER_RULES.encode()
-    assert [n for n in os.listdir(dom0.policy_dir) if n.startswith(".tmp-")]  # the unfinished write
+    assert [n for n in os.listdir(dom0.policy_dir) if n.startswith(policy_files.TEMP_PREFIX)]  # the unfinished write
     policy.Policy.from_directory(str(dom0.policy_dir))  # still a valid policy
     dom0.start(extra_args=[])
     assert admin.get("30-user")[1] == USER_RULES
