@@ -194,7 +194,8 @@ def wanted_text(params: dict) -> str | None:
         try:
             policy.validate(text, source_path(name))
         except policy.PolicyError as exc:
-            raise engine.PlanError("content", str(exc)) from exc
+            if not (name.startswith(policy.INCLUDE_DIR + "/") and _valid_old_format(text, source_path(name))):
+                raise engine.PlanError("content", str(exc)) from exc
         return text
     rules = []
     for index, item in enumerate(params["rules"]):
@@ -203,6 +204,19 @@ def wanted_text(params: dict) -> str | None:
         except policy.PolicyError as exc:
             raise engine.PlanError(f"rules[{index}].{exc.field}", exc.message) from exc
     return render_file(rules, params.get("header", HEADER))
+
+
+def _valid_old_format(text: str, path: str) -> bool:
+    """Whether an include file is valid in the old format ``!include-service`` reads (SOURCE TARGET ACTION).
+
+    Which format applies is decided by how other files include it, which
+    the whole-policy validation then checks.
+    """
+    try:
+        policy.validate(text, path, fmt="service")
+    except policy.PolicyError:
+        return False
+    return True
 
 
 def plan_policy_file(store, params: dict) -> tuple[engine.Plan, str | None]:

@@ -52,3 +52,15 @@ def test_modules_from_the_management_qube_get_only_what_the_policy_grants(dom0, 
     assert client.property_get("work", "label").value == "green"
     assert client.property_get("personal", "label").value == "yellow"
     assert "newcomer" not in client.list_vms()
+
+
+def test_a_granted_policy_admin_api_works_from_the_management_qube(dom0, player, mgmt):
+    # dom0 grants mgmt the policy admin API (old-format include file, as in real Qubes).
+    grant = player.run([{"corral.qubes.policy": {"name": "include/admin-policy-rwx",
+                                                 "content": "mgmt @adminvm allow target=dom0\n"}}])[0]
+    assert grant["changed"], grant
+    rules = [{"service": "qubes.Filecopy", "source": "work", "target": "@anyvm", "action": "deny"}]
+    run = player.run([{"corral.qubes.policy": {"name": "40-from-mgmt", "rules": rules}},
+                      {"corral.qubes.policy": {"name": "40-from-mgmt", "rules": rules}}], env=mgmt)
+    assert [r.get("changed") for r in run.results] == [True, False], run.output
+    assert "qubes.Filecopy * work @anyvm deny" in run[0]["content"]
