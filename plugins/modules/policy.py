@@ -30,7 +30,9 @@ options:
       - The file's name without C(.policy), starting with a number that orders it among the others, for example
         V(30-corral-flows) (before Global Config's C(50-config-*) files and the C(90-*) defaults). Lowercase
         letters, digits, C(_) and C(-) only.
-      - V(include/NAME) names a file of C(policy.d/include) (new format), for C(!include) directives.
+      - V(include/NAME) names a file of C(policy.d/include), in the new format for C(!include) or, given as
+        O(content), in the old C(SOURCE TARGET ACTION) format that C(!include-service) reads (for example
+        V(include/admin-policy-rwx) to let a management qube use the policy admin API).
     type: str
     required: true
   rules:
