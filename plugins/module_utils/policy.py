@@ -113,7 +113,8 @@ def token_kind(token: str) -> str | None:
               "@dispvm": "dispvm"}
     if token in simple:
         return simple[token]
-    prefixed = (("@dispvm:@tag:", "dispvm-tag", _TAG), ("@dispvm:", "dispvm-template", _QUBE),
+    prefixed = (("@dispvm:@tag:", "dispvm-tag", _TAG), ("@dispvm:uuid:", "dispvm-template", _UUID),
+                ("@dispvm:", "dispvm-template", _QUBE),
                 ("@tag:", "tag", _TAG), ("uuid:", "uuid", _UUID))
     for prefix, kind, pattern in prefixed:
         if token.startswith(prefix):
@@ -336,6 +337,29 @@ def make_rule(service: str | None, argument: str | None, source: str, target: st
     return Rule(service, argument, source, target, action, checked, file=file, line=line)
 
 
+_INCLUDE_NAME = re.compile(r"\A[A-Za-z0-9_.-]+\Z")
+
+
+def _check_include_path(path: str, directory: bool) -> str | None:
+    """Why qrexec would not consider an include path (None if it would).
+
+    A file is one directly in the policy directory or in its ``include``
+    subdirectory (relative, or under /etc/qubes/policy.d); a directory for
+    ``!include-dir`` is one directly in the policy directory.
+    """
+    relative = path[len(POLICY_DIR) + 1:] if path.startswith(POLICY_DIR + "/") else path
+    parts = relative.split("/")
+    if directory:
+        valid = len(parts) == 1 and bool(_INCLUDE_NAME.match(parts[0])) and parts[0] not in (".", "..")
+        what = f"invalid directory {path}: only a directory directly in {POLICY_DIR} is considered"
+    else:
+        valid = (len(parts) == 1 or (len(parts) == 2 and parts[0] == INCLUDE_DIR)) and bool(
+            _INCLUDE_NAME.match(parts[-1])) and parts[-1] not in (".", "..")
+        what = (f"invalid path {path}: only files directly in {POLICY_DIR} or {POLICY_DIR}/{INCLUDE_DIR} are "
+                f"considered (write NAME or {INCLUDE_DIR}/NAME)")
+    return None if valid else what
+
+
 def _parse_directive(words: list[str], fmt: str, file: str, line: int):
     """A ``!``-line of either format."""
     name, args = words[0], words[1:]
@@ -349,6 +373,10 @@ def _parse_directive(words: list[str], fmt: str, file: str, line: int):
         usage = {"!include": "!include PATH", "!include-dir": "!include-dir DIR",
                  "!include-service": "!include-service SERVICE ARGUMENT PATH", "!compat-4.0": "!compat-4.0"}
         raise PolicyError(file, line, "directive", f"wrong number of arguments: expected {usage[name]}")
+    if name in ("!include", "!include-dir", "!include-service"):
+        problem = _check_include_path(args[-1], directory=name == "!include-dir")
+        if problem:
+            raise PolicyError(file, line, name, problem)
     if name == "!include":
         return Include(args[0], line=line)
     if name == "!include-dir":
@@ -574,7 +602,7 @@ class _Request:
             info = self.qubes.get(self.source)
             return info.default_dispvm if info else None
         if value.startswith("@dispvm:") and not value.startswith("@dispvm:@"):
-            return value[len("@dispvm:"):]
+            return self.normalise(value[len("@dispvm:"):])
         return None
 
     def matches(self, token: str, value: str, as_source: bool) -> bool:
@@ -675,14 +703,10 @@ class Policy:
             found.append(path)
         return sorted(found, key=lambda p: p.encode())
 
-    def _resolve(self, path: str, file: str, line: int | None, field: str) -> str:
-        """An include path as a key of ``sources``."""
-        if path.startswith(POLICY_DIR + "/"):
-            path = path[len(POLICY_DIR) + 1:]
-        normal = posixpath.normpath(path)
-        if posixpath.isabs(normal) or normal.startswith(".."):
-            raise PolicyError(file, line, field, f"{path}: includes must stay inside {POLICY_DIR}")
-        return normal
+    @staticmethod
+    def _resolve(path: str) -> str:
+        """An include path (checked by the parser: NAME or include/NAME, maybe under POLICY_DIR) as a key of ``sources``."""
+        return path[len(POLICY_DIR) + 1:] if path.startswith(POLICY_DIR + "/") else path
 
     def _load(self, path: str, fmt: str, stack: tuple, binding: tuple | None) -> list[Rule]:
         """The rules of one file, includes expanded; ``binding`` is (service, argument) for old-format files."""
@@ -695,7 +719,7 @@ class Policy:
                     item, service=binding[0], argument=binding[1]))
             elif isinstance(item, (Include, IncludeService)):
                 field = "!include" if isinstance(item, Include) else "!include-service"
-                target = self._resolve(item.path, path, item.line, field)
+                target = self._resolve(item.path)
                 if target not in self.sources:
                     raise PolicyError(path, item.line, field, f"included file {item.path} does not exist")
                 self.included.setdefault(target, []).append(path)
@@ -709,7 +733,7 @@ class Policy:
         return rules
 
     def _load_dir(self, item: IncludeDir, path: str, stack: tuple) -> list[Rule]:
-        directory = self._resolve(item.path, path, item.line, "!include-dir")
+        directory = self._resolve(item.path)
         if directory not in self.directories:
             raise PolicyError(path, item.line, "!include-dir", f"directory {item.path} does not exist")
         rules = []

@@ -376,8 +376,10 @@ def test_includes_resolve_in_place():
     ({"a.policy": "!include include/none\n"}, "a.policy:1: !include: included file include/none does not exist"),
     ({"a.policy": "!include-dir nodir\n"}, "a.policy:1: !include-dir: directory nodir does not exist"),
     ({"a.policy": "!include include/a\n", "include/a": "!include include/a\n"}, "include loop"),
-    ({"a.policy": "!include /etc/passwd\n"}, "includes must stay inside"),
-    ({"a.policy": "!include ../x\n"}, "includes must stay inside"),
+    ({"a.policy": "!include /etc/passwd\n"}, "a.policy:1: !include: invalid path /etc/passwd: only files directly"),
+    ({"a.policy": "!include ../x\n"}, "a.policy:1: !include: invalid path ../x"),
+    ({"a.policy": "!include include/sub/x\n"}, "a.policy:1: !include: invalid path include/sub/x"),
+    ({"a.policy": "!include-dir extra/deeper\n"}, "a.policy:1: !include-dir: invalid directory extra/deeper"),
     ({"a.policy": "!include-service q * include/o\n", "include/o": "q * a b allow\n"}, "include/o:1: action:"),
 ])
 def test_invalid_includes(files, message):
@@ -449,3 +451,14 @@ def test_clipboard_matrix_before_the_gui_daemon_defaults():
     defaults = P.Policy(files)
     assert all(defaults.evaluate("qubes.ClipboardPaste", "", s, t, system, assume_yes_for_ask=True).allowed
                for s, t in itertools.permutations(CLIPBOARD_QUBES, 2))
+
+
+def test_dispvm_by_uuid_as_a_redirect():
+    """R4.3 names a disposable template by UUID as @dispvm:uuid:UUID."""
+    system = dict(SYSTEM, dvm=dict(SYSTEM["dvm"], uuid="99999999-8888-7777-6666-555555555555"))
+    text = "qubes.OpenURL * work @default allow target=@dispvm:uuid:99999999-8888-7777-6666-555555555555\n"
+    assert P.render(P.parse(text)) == text
+    decision = P.Policy({"30-a.policy": text}).evaluate("qubes.OpenURL", "", "work", "", system)
+    assert decision.allowed and decision.target == "@dispvm:dvm"
+    with pytest.raises(P.PolicyError, match="invalid token"):
+        P.parse("qubes.OpenURL * work @default allow target=@dispvm:uuid:not-a-uuid\n")
