@@ -1,6 +1,6 @@
 # corral.qubes — developer entry points.
 #
-#   make rehearse   set up, start a fresh rehearsal dom0 and show it working
+#   make rehearse   set up, start a fresh rehearsal dom0 and show it working (site.yml, whitelists)
 #   make test       every test and quality gate (what CI runs)
 #
 # Everything lives in the repository: the virtualenv in .venv, the collection
@@ -46,7 +46,12 @@ rehearse: setup
 	    ansible-playbook site.yml --check --diff > .rehearsal/site-check.txt 2>&1; \
 	    grep -E "^(changed|ok|failed|fatal|\[WARNING\])" .rehearsal/site-check.txt; \
 	    echo "-- converge:"; ansible-playbook site.yml | tail -4 && \
-	    echo "-- and again, nothing to do:"; ansible-playbook site.yml | tail -4'
+	    echo "-- and again, nothing to do:"; ansible-playbook site.yml | tail -4 && \
+	    echo "-- secure running behind sys-firewall, its whitelist enforced with real packets (needs root):" && \
+	    ansible dom0 -m corral.qubes.qube -a "name=secure state=running" | head -1 && \
+	    for target in "bank.example.com 443" "news.example.com 443" "10.139.1.1 53"; do \
+	        printf "   secure -> %-22s " "$$target"; \
+	        $(BIN)/python -m rehearsal probe --state .rehearsal/site-state secure $$target || true; done'
 
 test: lint sanity pytest molecule
 
