@@ -51,7 +51,11 @@ rehearse: setup
 	    ansible dom0 -m corral.qubes.qube -a "name=secure state=running" | head -1 && \
 	    for target in "bank.example.com 443" "news.example.com 443" "10.139.1.1 53"; do \
 	        printf "   secure -> %-22s " "$$target"; \
-	        $(BIN)/python -m rehearsal probe --state .rehearsal/site-state secure $$target || true; done'
+	        $(BIN)/python -m rehearsal probe --state .rehearsal/site-state secure $$target || true; done; \
+	    echo "-- the clipboard matrix: copied in secure, pasted into personal, then into work:" && \
+	    for target in personal work; do \
+	        $(BIN)/python -m rehearsal clipboard copy secure "IBAN from the bank" && printf "   %-9s " "$$target:" && \
+	        { $(BIN)/python -m rehearsal clipboard paste $$target 2>&1; echo; } | head -1; done'
 
 test: lint sanity pytest molecule
 
