@@ -89,6 +89,15 @@ class ApiStore:
         self.calls += 1
         return result
 
+    def get(self, name: str) -> tuple[str, str] | None:
+        """One file's (token, text), None if it does not exist."""
+        try:
+            if name.startswith(policy.INCLUDE_DIR + "/"):
+                return self._count(self.admin.include_get(name.split("/", 1)[1]))
+            return self._count(self.admin.get(name))
+        except policy_client.PolicyNotFound:
+            return None
+
     def read_all(self) -> dict[str, tuple[str, str]]:
         """Every file: relative path -> (token, text)."""
         files = {}
@@ -131,6 +140,16 @@ class DirectoryStore:
                 data = handle.read()
             files[path] = (token_of(data), data.decode("utf-8", "replace"))
         return files
+
+    def get(self, name: str) -> tuple[str, str] | None:
+        """One file's (token, text), None if it does not exist."""
+        self.calls += 1
+        try:
+            with open(os.path.join(self.directory, source_path(name)), "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            return None
+        return token_of(data), data.decode("utf-8", "replace")
 
     def _check_token(self, path: str, token: str) -> None:
         full = os.path.join(self.directory, path)
@@ -224,10 +243,13 @@ def plan_policy_file(store, params: dict) -> tuple[engine.Plan, str | None]:
     name = params["name"]
     text = wanted_text(params)
     path = source_path(name)
+    plan = engine.Plan()
+    found = store.get(name)
+    if text == (found[1] if found else None):
+        return plan, text  # the file is as wanted: nothing else to read
     files = store.read_all()
     token, current = files.get(path, ("new", None))
-    plan = engine.Plan()
-    if text == current:
+    if text == current:  # changed back by someone else meanwhile
         return plan, current
     sources = {key: value for key, (_token, value) in files.items()}
     if text is None:

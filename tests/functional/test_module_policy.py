@@ -60,6 +60,7 @@ def test_flow_matrix_written_checked_diffed_and_idempotent(dom0, player, admin, 
 
     run = player.run([task, task])
     assert [r["changed"] for r in run.results] == [True, False]
+    assert run[1]["policy_calls"] == 1  # an unchanged file is read alone, not the whole policy
     token, text = admin.get("30-corral-flows")
     assert text == run[0]["content"] and token == policy_files.token_of(text.encode())
     lines = text.splitlines()
