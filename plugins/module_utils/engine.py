@@ -871,6 +871,8 @@ class QubePlanner:
         """Targets of vm properties exist (netvm: provides network, no loop, running if needed)."""
         reader = self.reader
         for prop, text in wanted.items():
+            if prop == "netvm" and text == DEFAULT:
+                self._start_netvm_if_needed(current, reader.props(None)["default_netvm"].value)
             if table.get(prop) != "vm" or text in (DEFAULT, ""):
                 continue
             field = self.spec.properties[prop][0]
@@ -887,10 +889,14 @@ class QubePlanner:
                 hop = reader.props(hop)["netvm"].value if hop in reader.vms and hop != "dom0" else ""
                 if hop == self.name:
                     raise PlanError(field, f"network loop: {text} reaches the network through {self.name}")
-            if (current is not None and reader.power(self.name) != "halted"
-                    and self.spec.state not in ("halted", "killed") and reader.power(text) == "halted"):
-                # qubesd attaches a running qube only to a running netvm: start it (and its own netvms) first.
-                self.netvm_to_start = text
+            self._start_netvm_if_needed(current, text)
+
+    def _start_netvm_if_needed(self, current, netvm: str) -> None:
+        """qubesd attaches a running qube only to a running netvm: plan to start it (and its own netvms) first."""
+        reader = self.reader
+        if (current is not None and netvm and netvm in reader.vms and reader.power(self.name) != "halted"
+                and self.spec.state not in ("halted", "killed") and reader.power(netvm) == "halted"):
+            self.netvm_to_start = netvm
 
     # -- steps ------------------------------------------------------------------
 

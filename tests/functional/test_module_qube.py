@@ -280,6 +280,19 @@ def test_running_qube_moving_to_a_halted_netvm_starts_it_first(dom0, player):
     assert halted[0]["actions"] == ["shut down r", "set r netvm = 'net2'"]
 
 
+def test_running_qube_reset_to_a_halted_default_netvm_starts_it_first(dom0, player):
+    # r runs behind sys-net, so sys-firewall (the default netvm) is still halted.
+    run = player.run([qube("r", label="red", netvm="sys-net", state="running")])
+    client = dom0.client()
+    assert not run.failed and client.list_vms("sys-firewall")["sys-firewall"].state == "Halted"
+    checked = player.run([qube("r", netvm="*default*")], check=True)
+    assert checked[0]["actions"] == ["start sys-firewall, the new netvm of running r", "reset r netvm to its default"]
+    run = player.run([qube("r", netvm="*default*"), qube("r", netvm="*default*")])
+    assert not run.failed and [r["changed"] for r in run.results] == [True, False]
+    netvm = client.property_get("r", "netvm")
+    assert (netvm.value, netvm.is_default) == ("sys-firewall", True)
+
+
 def test_release_42_dom0(dom0_factory, player):
     dom0 = dom0_factory(release="4.2", name="r42")
     player.dom0 = dom0
