@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -109,3 +110,65 @@ def test_planning_a_clone_reads_each_volume_once(dom0):
     assert client.calls["admin.vm.volume.List"] == 1  # the source's; its template's root is not needed
     assert client.calls["admin.vm.volume.Info"] == 4  # default-dvm's root, private, volatile, kernel
     assert client.calls["admin.vm.property.GetAll"] == 1  # the source: one GetAll, no Get
+
+
+HOSTS = st.one_of(
+    st.builds(lambda a, b, n: f"192.0.{a}.{b}/{n}", st.integers(0, 255), st.integers(0, 255), st.integers(8, 32)),
+    st.builds(lambda a, b: f"198.51.{a}.{b}", st.integers(0, 255), st.integers(0, 255)),
+    st.builds(lambda h, n: f"2001:DB8:{h:x}::/{n}", st.integers(0, 0xffff), st.integers(32, 128)),
+    st.from_regex(r"\A[a-z0-9][a-z0-9-]{0,12}\.example\.(com|org|net)\Z"))
+
+
+@st.composite
+def rule_dicts(draw):
+    """A rule as a playbook gives it, with numbers or strings where both are allowed."""
+    rule = {"action": draw(st.sampled_from(["accept", "drop"])), "dsthost": draw(HOSTS)}
+    proto = draw(st.sampled_from([None, "tcp", "udp", "icmp"]))
+    if proto:
+        rule["proto"] = proto
+    if proto in ("tcp", "udp") and draw(st.booleans()):
+        low = draw(st.integers(1, 65535))
+        rule["dstports"] = draw(st.sampled_from([low, str(low), f"{low}-{draw(st.integers(low, 65535))}"]))
+    if proto == "icmp" and draw(st.booleans()):
+        rule["icmptype"] = draw(st.sampled_from([8, "0", 3]))
+    if draw(st.booleans()):
+        rule["expire"] = draw(st.sampled_from(["+3600", "+60", 4102444800]))
+    if draw(st.booleans()):
+        rule["comment"] = draw(st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9:;,./_ -]{0,20}\Z"))
+    return rule
+
+
+def hand_written(rule: dict, now: float) -> str:
+    """A rule dict as a qvm-firewall line (action, proto, dsthost, dstports, icmptype, expire, comment)."""
+    options = dict(rule, action=rule.get("action", "accept"))
+    if str(options.get("expire", "")).startswith("+"):
+        options["expire"] = int(now) + int(options["expire"][1:])
+    keys = ("action", "proto", "dsthost", "dstports", "icmptype", "expire", "comment")
+    return " ".join(f"{key}={options[key]}" for key in keys if key in options)
+
+
+def test_applied_firewall_rules_plan_no_change(dom0):
+    client = dom0.client()
+    client.create("AppVM", "fw", "red")
+
+    @settings(max_examples=int(os.environ.get("CORRAL_EXAMPLES", "100")))
+    @given(policy=st.sampled_from(["exact", "whitelist"]), rules=st.lists(rule_dicts(), max_size=6, unique_by=str),
+           dns=st.sampled_from([None, False]), by_hand=st.booleans())
+    def converge_twice(policy, rules, dns, by_hand):
+        params = {"name": "fw", "policy": policy, "rules": rules, "dns": dns if policy == "whitelist" else None}
+        now = time.time()
+        try:
+            specs = engine.firewall_specs(params, now)
+        except engine.PlanError as exc:  # a rule that repeats or follows a catch-all: refused, nothing done
+            assert "repeats rule" in str(exc) or "can never match" in str(exc) or "allow_all" in str(exc), exc
+            return
+        if by_hand:  # the same rules written as someone would with qvm-firewall: its option order, text as typed
+            client.firewall_set("fw", [hand_written(rule, now) for rule in rules] + (
+                ["action=accept specialtarget=dns"] if policy == "whitelist" and dns is None else []))
+        else:
+            engine.plan_firewall(engine.Reader(client), specs, False, now).apply(client)
+        later = time.time()
+        again = engine.plan_firewall(engine.Reader(client), engine.firewall_specs(params, later), False, later)
+        assert again.actions == [], (params, client.firewall_get("fw"))
+
+    converge_twice()  # pylint: disable=no-value-for-parameter
