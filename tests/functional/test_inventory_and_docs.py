@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from playbook import BIN, ansible_env, qube
+from playbook import BIN, ROOT, ansible_env, qube
 
 
 def plain(value):
@@ -69,11 +69,26 @@ def test_inventory_hosts_groups_and_constructed_options(dom0, player, tmp_path):
     assert "ansible_connection" not in running["_meta"]["hostvars"]["work"]
 
 
-@pytest.mark.parametrize("kind, name", [("module", "corral.qubes.qube"), ("module", "corral.qubes.prefs"),
-                                        ("module", "corral.qubes.qube_info"),
-                                        ("inventory", "corral.qubes.qubes")])
+def documented_plugins() -> list[tuple[str, str]]:
+    """Every plugin and role of the collection, found in the tree (a new one is covered without editing this)."""
+    found = [("module", path.stem) for path in (ROOT / "plugins" / "modules").glob("*.py")]
+    found += [("inventory", path.stem) for path in (ROOT / "plugins" / "inventory").glob("*.py")]
+    found += [("filter", path.stem) for path in (ROOT / "plugins" / "filter").glob("*.yml")]
+    found += [("role", path.name) for path in (ROOT / "roles").iterdir() if (path / "meta" / "argument_specs.yml").exists()]
+    return sorted((kind, f"corral.qubes.{name}") for kind, name in found if not name.startswith("_"))
+
+
+def test_every_plugin_is_documented():
+    kinds = {kind for kind, _name in documented_plugins()}
+    assert kinds == {"module", "inventory", "filter", "role"}
+    assert ("filter", "corral.qubes.whitelists") in documented_plugins()
+
+
+@pytest.mark.parametrize("kind, name", documented_plugins())
 def test_ansible_doc_renders(dom0, tmp_path, kind, name):
     proc = subprocess.run([str(BIN / "ansible-doc"), "-t", kind, name], env=ansible_env(dom0, tmp_path),
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert "EXAMPLES" in proc.stdout and "[WARNING]" not in proc.stderr, proc.stderr
+    assert name in proc.stdout and "[WARNING]" not in proc.stderr, proc.stderr
+    if kind != "role":
+        assert "EXAMPLES" in proc.stdout, proc.stdout
