@@ -1049,9 +1049,6 @@ def _check_global_target(reader: Reader, field: str, prop: str, target: str) -> 
 # ---------------------------------------------------------------- firewall
 
 
-FIREWALL_FORMS = ("name", "qubes")
-
-
 def firewall_specs(params: dict, now: float) -> dict[str, tuple[str, list]]:
     """Validate the firewall module's rules: qube -> (field prefix, [firewall.WantedRule]).
 
