@@ -55,11 +55,6 @@ def chain_name(address: str) -> str:
     return "qbs-" + address.replace(".", "-").replace(":", "-")
 
 
-def _ports(dstports: tuple[int, int]) -> str:
-    low, high = dstports
-    return str(low) if low == high else f"{low}-{high}"
-
-
 def _address_set(addresses: Iterable[str]) -> str:
     addresses = sorted(set(addresses))
     return addresses[0] if len(addresses) == 1 else "{ " + ", ".join(addresses) + " }"
@@ -89,7 +84,7 @@ def _protocols(rule: firewall.Rule) -> list[str]:
             icmp_type = f" icmp type {rule.icmptype}" if rule.icmptype is not None else ""
             matches.append(f"ip protocol icmp{icmp_type}")
         elif ports and proto in ("tcp", "udp"):
-            matches.append(f"{proto} dport {_ports(ports)}")
+            matches.append(f"{proto} dport {firewall.short_ports(ports)}")
         else:
             matches.append(f"ip protocol {proto}")
     return matches

@@ -18,23 +18,22 @@ import ipaddress
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.corral.qubes.plugins.module_utils import firewall
+
 DESTINATION_KEYS = ("host", "proto", "ports")
 NETWORK_WORDS = ("whitelist", "allow_all", "block_all")
 
 
 def _ports(where: str, value) -> list[tuple[int, int]]:
     """A destination's ports (a port, "N-M", or a list of them) as merged (first, last) ranges."""
-    items = value if isinstance(value, list) else [value]
     ranges = []
-    for item in items:
-        text = str(item)
-        low, sep, high = text.partition("-")
-        if isinstance(item, bool) or not low.isdigit() or (sep and not high.isdigit()):
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, bool) or not isinstance(item, (int, str)):
             raise AnsibleFilterError(f"{where}.ports: {item!r} is not a port or a range N-M")
-        first, last = int(low), int(high) if sep else int(low)
-        if last > 65535 or first > last:
-            raise AnsibleFilterError(f"{where}.ports: {item!r} is not within 0-65535 (N <= M)")
-        ranges.append((first, last))
+        try:
+            ranges.append(firewall.parse_ports(str(item)))
+        except firewall.RuleError as exc:
+            raise AnsibleFilterError(f"{where}.ports: {str(exc).removeprefix('dstports: ')}") from exc
     merged: list[tuple[int, int]] = []
     for first, last in sorted(ranges):
         if merged and first <= merged[-1][1] + 1:
@@ -45,13 +44,14 @@ def _ports(where: str, value) -> list[tuple[int, int]]:
 
 
 def _host(where: str, value):
-    """A destination host: an ip_network for addresses and CIDRs, else the hostname as given."""
+    """A destination host: an ip_network for addresses and CIDRs, else the (valid, lowercase) hostname."""
     if not isinstance(value, str) or not value:
         raise AnsibleFilterError(f"{where}.host: expected an address, a network or a hostname, not {value!r}")
     try:
-        return ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return value
+        kind, text = firewall.parse_host(value)
+    except firewall.RuleError as exc:
+        raise AnsibleFilterError(f"{where}.host: {str(exc).removeprefix('dsthost: ')}") from exc
+    return text if kind == "dsthost" else ipaddress.ip_network(text, strict=False)
 
 
 def _destination_rules(name: str, entries) -> list[dict]:
@@ -96,8 +96,7 @@ def _as_rule(rule: dict) -> dict:
     if rule["proto"] is not None:
         out["proto"] = rule["proto"]
     if rule["ports"] is not None:
-        first, last = rule["ports"]
-        out["dstports"] = str(first) if first == last else f"{first}-{last}"
+        out["dstports"] = firewall.short_ports(rule["ports"])
     return out
 
 

@@ -80,9 +80,14 @@ class Rule:
             if value is not None:
                 out[key] = value
         if self.dstports is not None:
-            low, high = self.dstports
-            out["dstports"] = str(low) if low == high else f"{low}-{high}"
+            out["dstports"] = short_ports(self.dstports)
         return out
+
+
+def short_ports(dstports: tuple[int, int]) -> str:
+    """``443`` or ``8000-8100``: a port range as people write it (and nft reads it)."""
+    low, high = dstports
+    return str(low) if low == high else f"{low}-{high}"
 
 
 def _check_charset(key: str, value: str) -> None:

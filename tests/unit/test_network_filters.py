@@ -64,6 +64,9 @@ def test_union_merges_ports_and_drops_covered_rules():
     ([], {"w": {"host": "a", "proto": "tcp", "ports": ["x"]}}, "not a port"),
     ([], {"w": {"host": "a", "proto": "gre"}}, "destinations.w[0].proto"),
     ([], {"w": {"host": ""}}, "destinations.w[0].host"),
+    ([], {"w": {"host": "Bank.example.com"}}, "destinations.w[0].host: invalid hostname"),
+    ([], {"w": {"host": "10.0.0.0/33"}}, "destinations.w[0].host: an IPv4 prefix length must be at most 32"),
+    ([], {"w": {"host": "a", "proto": "tcp", "ports": ["90-80"]}}, "ends before it starts"),
     ([], {"w": ["a.example.com"]}, "destinations.w[0]: expected a dict"),
 ])
 def test_whitelists_bad_input(tasks, destinations, words):
