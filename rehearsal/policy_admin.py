@@ -163,19 +163,9 @@ class PolicyStore:
             raise PolicyAdminError(f"Invalid name: {exc.message}") from None
 
     def _check_token(self, name: str, path: str, token: str) -> None:
-        current = self._read(path)
-        if token == "any":
-            return
-        if token == "new":
-            if current is not None:
-                raise PolicyAdminError(f"Token mismatch: {name} already exists (token 'new')")
-            return
-        if not token.startswith("sha256:"):
-            raise PolicyAdminError(f"Invalid token {token!r}: expected sha256:HEX, new or any")
-        if current is None:
-            raise PolicyAdminError(f"Token mismatch: {name} does not exist")
-        if policy_files.token_of(current) != token:
-            raise PolicyAdminError(f"Token mismatch: {name} changed since it was read")
+        problem = policy_files.token_mismatch(name, self._read(path), token)
+        if problem:
+            raise PolicyAdminError(problem)
 
     @staticmethod
     def _validate(sources: dict, directories: list, changed: str | None) -> None:

@@ -41,6 +41,23 @@ def token_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def token_mismatch(name: str, current: bytes | None, token: str) -> str | None:
+    """Why a write with ``token`` must be refused for a file now holding ``current`` (None: absent), or None.
+
+    ``any`` always passes, ``new`` only for an absent file, ``sha256:HEX``
+    only for exactly the bytes it was computed from (the policy admin API's rule).
+    """
+    if token == "any":
+        return None
+    if token == "new":
+        return None if current is None else f"Token mismatch: {name} already exists (token 'new')"
+    if not token.startswith("sha256:"):
+        return f"Invalid token {token!r}: expected sha256:HEX, new or any"
+    if current is None:
+        return f"Token mismatch: {name} does not exist"
+    return None if token_of(current) == token else f"Token mismatch: {name} changed since it was read"
+
+
 def write_atomically(full: str, data: bytes, before_rename: Callable[[], None] | None = None) -> None:
     """Replace ``full`` with ``data`` (mode 0664): a hidden temporary file, fsynced, renamed, directory fsynced.
 
@@ -152,16 +169,14 @@ class DirectoryStore:
         return token_of(data), data.decode("utf-8", "replace")
 
     def _check_token(self, path: str, token: str) -> None:
-        full = os.path.join(self.directory, path)
-        exists = os.path.exists(full)
-        if token == "new" and exists:
-            raise policy_client.PolicyTokenMismatch(f"{path} exists already (token mismatch)")
-        if token not in ("new", "any"):
-            if not exists:
-                raise policy_client.PolicyTokenMismatch(f"{path} was removed since it was read (token mismatch)")
-            with open(full, "rb") as handle:
-                if token_of(handle.read()) != token:
-                    raise policy_client.PolicyTokenMismatch(f"{path} changed since it was read (token mismatch)")
+        try:
+            with open(os.path.join(self.directory, path), "rb") as handle:
+                current = handle.read()
+        except FileNotFoundError:
+            current = None
+        problem = token_mismatch(path, current, token)
+        if problem:
+            raise policy_client.PolicyTokenMismatch(problem)
 
     def replace(self, name: str, text: str, token: str) -> None:
         """Write one file atomically if it still matches ``token``."""
