@@ -401,9 +401,3 @@ def probe(layout: Layout, qube: str, host: str, port: int, proto: str = "tcp", t
     except OSError as exc:
         return outcome(exc)
     return CONNECTED
-
-
-def seen_as(layout: Layout, qube: str, host: str, port: int, timeout: float = 2.0) -> str:
-    """The address the world sees a connection from ``qube`` come from (its greeting line)."""
-    with connect(layout, qube, host, port, timeout) as sock:
-        return sock.makefile("r", encoding="ascii").readline().strip()
