@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -86,9 +88,6 @@ def test_flow_matrix_written_checked_diffed_and_idempotent(dom0, player, admin, 
 
 def _paste(dom0, source: str, target: str) -> bool:
     """Copy in ``source``, paste into ``target`` with the rehearsal's clipboard; whether the paste went through."""
-    import subprocess  # pylint: disable=import-outside-toplevel
-    import sys  # pylint: disable=import-outside-toplevel
-
     env = dom0.qube_env()
     base = [sys.executable, "-m", "rehearsal", "clipboard"]
     socket = ["--qrexec-socket", dom0.qrexec_socket]
