@@ -456,6 +456,22 @@ class QubeSpec:
 # ---------------------------------------------------------------- qube planner
 
 
+def missing_qube(reader: Reader, plan: Plan, check_mode: bool, field: str, name: str, where: str = "",
+                 hint: str = "", assumed: str = "") -> bool:
+    """Whether qube ``name`` is missing: an error naming ``field``, or in check mode a warning.
+
+    In check mode an earlier task of the same run may create the qube, so the
+    plan goes on (with ``assumed`` said in the warning) without what needs it.
+    """
+    if name in reader.vms:
+        return False
+    if check_mode:
+        plan.warnings.append(f"{where or field}: {name} does not exist yet; check mode assumes an earlier task "
+                             f"of this run creates it{assumed}")
+        return True
+    raise PlanError(field, f"no qube named {name!r}{hint}")
+
+
 class QubePlanner:
     """Plans one qube against the state a :class:`Reader` sees."""
 
@@ -474,13 +490,8 @@ class QubePlanner:
         In check mode an earlier task of the same run may create the qube, so
         the plan goes on without the checks that need it.
         """
-        if name in self.reader.vms:
-            return False
-        if self.check_mode:
-            self.plan.warnings.append(f"{self.name}: {field}: {name} does not exist yet; check mode assumes "
-                                      "an earlier task of this run creates it")
-            return True
-        raise PlanError(field, f"no qube named {name!r}{hint}")
+        return missing_qube(self.reader, self.plan, self.check_mode, field, name,
+                            where=f"{self.name}: {field}", hint=hint)
 
     # -- entry point ------------------------------------------------------------
 
@@ -1102,11 +1113,7 @@ def plan_firewall(reader: Reader, specs: dict, check_mode: bool, now: float) -> 
         error = names.vm_name_error(name, reader.release)
         if error:
             raise PlanError(field, error)
-        if name not in reader.vms:
-            if not check_mode:
-                raise PlanError(field, f"no qube named {name!r}")
-            plan.warnings.append(f"{field}: {name} does not exist yet; check mode assumes an earlier task "
-                                 "of this run creates it, with the default rule (accept everything)")
+        if missing_qube(reader, plan, check_mode, field, name, assumed=", with the default rule (accept everything)"):
             current[name] = ([rule.render() for rule in firewall.DEFAULT_RULES], list(firewall.DEFAULT_RULES))
             continue
         if reader.vms[name].klass == "AdminVM":
