@@ -250,8 +250,9 @@ def main(argv=None) -> int:
         p.add_argument("--qrexec-socket", help=f"the qrexec stand-in's socket (default: {QREXEC_SOCKET_NAME} "
                                                "next to --socket)")
         p.add_argument("--call-log", help="append one JSON line per call to this file")
-        p.add_argument("--fault", action="append", default=[], metavar="METHOD:N[+]:fail|drop|crash",
-                       help="fail or drop the Nth call of METHOD (N+: from the Nth on); crash (policy.* only): "
+        p.add_argument("--fault", action="append", default=[], metavar="METHOD:N[+]:fail|drop|garble|crash",
+                       help="fail, drop or garble (a success reply that is not UTF-8) the Nth call of METHOD "
+                            "(N+: from the Nth on); crash (policy.* only): "
                             "the server kills itself after writing the new policy file, before renaming it")
         p.add_argument("--latency", action="append", default=[], metavar="METHOD:MS",
                        help="delay each call of METHOD (* for all) by MS milliseconds")

@@ -104,15 +104,19 @@ class Faults:
 
 
 def parse_fault(spec: str) -> FaultRule:
-    """``METHOD:N:fail|drop`` or ``METHOD:N+:fail|drop``; ``policy.*:N:crash`` kills the server mid-write."""
+    """``METHOD:N:fail|drop|garble`` or ``METHOD:N+:...``; ``policy.*:N:crash`` kills the server mid-write.
+
+    ``garble`` answers with success and a payload no client can read (bytes that are not UTF-8): a way to make
+    a module fail unexpectedly, as a bug of the module's own would.
+    """
     try:
         method, nth, action = spec.rsplit(":", 2)
         onwards = nth.endswith("+")
         number = int(nth.rstrip("+"))
     except ValueError:
         raise ValueError(f"fault {spec!r}: expected METHOD:N:fail or METHOD:N:drop") from None
-    if action not in ("fail", "drop", "crash") or number < 1 or not method:
-        raise ValueError(f"fault {spec!r}: expected METHOD:N:fail or METHOD:N:drop (N >= 1)")
+    if action not in ("fail", "drop", "crash", "garble") or number < 1 or not method:
+        raise ValueError(f"fault {spec!r}: expected METHOD:N:fail, drop, garble or crash (N >= 1)")
     if action == "crash" and not method.startswith("policy."):
         raise ValueError(f"fault {spec!r}: crash applies to policy.* calls (the server dies between writing "
                          "the new file and renaming it into place)")
@@ -120,6 +124,7 @@ def parse_fault(spec: str) -> FaultRule:
 
 
 INJECTED_FAULT = wire.QubesException("Injected fault (rehearsal dom0)")
+GARBLED_PAYLOAD = b"\xff\xfe injected garbage (rehearsal dom0)\n"
 
 
 def log_entry(request: wire.Request, result: str, started: float, *, mutating: bool,

@@ -27,7 +27,7 @@ import signal
 
 from ansible_collections.corral.qubes.plugins.module_utils import policy
 
-from rehearsal import qrexec_proto
+from rehearsal import observe, qrexec_proto
 from rehearsal.dom0 import Dom0
 from rehearsal.policy_admin import PolicyStore
 
@@ -182,6 +182,8 @@ class QrexecServer:
         fault, _latency = self.server.faults.next_call(service)
         if fault == "fail":
             return 2, b"Injected fault (rehearsal dom0)\n"
+        if fault == "garble":
+            return 0, observe.GARBLED_PAYLOAD
         self.store.before_commit = _kill_self if fault == "crash" else None
         try:
             return self.store.handle(service, arg, payload)

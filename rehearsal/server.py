@@ -151,6 +151,10 @@ class RehearsalServer:
                                                   exc_class=err.exc_class, fault=fault))
             conn.reply(wire.encode_error(err))
             return
+        if fault == "garble":
+            self.call_log.write(observe.log_entry(request, "ok", started, mutating=mutating, fault=fault))
+            conn.reply(wire.encode_ok(observe.GARBLED_PAYLOAD))
+            return
         reason = None
         try:
             reply = await self._dispatch(request, meth, conn)
