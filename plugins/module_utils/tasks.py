@@ -13,6 +13,7 @@ the module start-up) both call :func:`run`.  No Ansible imports.
 from __future__ import annotations
 
 import time
+import traceback
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import engine, firewall, flows, policy_client, policy_files, schema, wire
@@ -170,7 +171,7 @@ def _policy(params: dict, check_mode: bool, diff: bool) -> dict:
     except (policy_client.PolicyAdminError, wire.QubesException, OSError) as exc:
         return {"failed": True, "changed": False, "msg": f"reading the policy failed: {exc}"}
     path = policy_files.source_path(params["name"])
-    result: dict = {"changed": plan.changed, "actions": plan.actions, "path": path, "content": text}
+    result: dict = {"changed": plan.changed, "actions": plan.actions, "policy_file": path, "content": text}
     if diff and plan.changed:
         result["diff"] = {"before": plan.before[path] or "", "after": plan.after[path] or "",
                           "before_header": path, "after_header": path}
@@ -228,9 +229,40 @@ def _info(reader: engine.Reader, params: dict) -> dict:
     return {"changed": False, "qubes": qubes, "details": details}
 
 
+def run_guarded(kind: str, params: dict, check_mode: bool = False, diff: bool = False) -> dict:
+    """:func:`run`, with an unexpected exception turned into a failure carrying its traceback.
+
+    Both ways of running a task use it (the module process and the action
+    plugin's in-process path), so both report such a failure in the same words.
+    """
+    try:
+        return run(kind, params, check_mode, diff)
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        return {"failed": True, "changed": False, "exception": traceback.format_exc(),
+                "msg": f"corral.qubes.{kind} failed unexpectedly: {type(exc).__name__}: {exc}"}
+
+
 def exit_module(module, kind: str) -> None:
     """Run a task inside an AnsibleModule and exit with its result."""
-    result = run(kind, module.params, module.check_mode, module._diff)  # pylint: disable=protected-access
+    report(module, run_guarded(kind, module.params, module.check_mode, module._diff))  # pylint: disable=protected-access
+
+
+def report(module, result: dict) -> None:
+    """Exit an AnsibleModule with a task's result.
+
+    Warnings go through the module's own reporting (passing them to exit_json
+    is deprecated), masked first: AnsibleModule masks no_log values in the
+    result but not in the warnings it records.
+    """
+    for warning in result.pop("warnings", []):
+        module.warn(mask_text(str(warning), module.no_log_values))
     if result.pop("failed", False):
         module.fail_json(**result)
     module.exit_json(**result)
+
+
+def mask_text(text: str, secrets) -> str:
+    """``text`` with every secret in it replaced, longest first, as Ansible masks no_log values."""
+    for secret in sorted((str(value) for value in secrets if str(value)), key=len, reverse=True):
+        text = text.replace(secret, "********")
+    return text

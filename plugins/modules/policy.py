@@ -121,8 +121,10 @@ actions:
   type: list
   elements: str
   sample: ["write policy file 30-corral-flows.policy (17 lines)"]
-path:
-  description: The file, relative to the policy directory.
+policy_file:
+  description:
+    - The file, relative to the policy directory.
+    - Not named C(path), which Ansible reserves for a local file it describes with its owner, mode and state.
   returned: success
   type: str
   sample: 30-corral-flows.policy
