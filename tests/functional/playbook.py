@@ -72,10 +72,11 @@ class Player:
         self.count = 0
 
     def run(self, tasks: list, check: bool = False, diff: bool = False, expect_rc: int | None = 0,
-            env: dict | None = None) -> Run:
+            env: dict | None = None, options: tuple = (), play: dict | None = None) -> Run:
         """Run ``tasks`` (module name -> args dicts) in one play; every task may fail without stopping it.
 
-        ``env`` changes the environment of ansible-playbook (a value None removes the variable).
+        ``env`` changes the environment of ansible-playbook (a value None removes the variable); ``options``
+        are more command line options (``-vvv``); ``play`` more keys of the play (``module_defaults``).
         """
         self.count += 1
         out = self.tmp_path / f"results-{self.count}.json"
@@ -90,8 +91,9 @@ class Player:
         play_tasks.append({"name": "collect results", "check_mode": False, "changed_when": False,
                            "ansible.builtin.copy": {"content": collected, "dest": str(out), "mode": "0600"}})
         playbook = self.tmp_path / f"play-{self.count}.yml"
-        playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": play_tasks}]))
-        argv = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)]
+        play_data = {"hosts": "localhost", "gather_facts": False, **(play or {}), "tasks": play_tasks}
+        playbook.write_text(yaml.safe_dump([play_data]))
+        argv = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", *options, str(playbook)]
         if check:
             argv.append("--check")
         if diff:
