@@ -14,7 +14,8 @@ description:
   - Every qube becomes a host, grouped by class, label, tag and template, with its class, power state, label,
     template, netvm and tags as host variables.
   - Reads with one C(admin.vm.List), then one C(property.GetAll) and one C(admin.vm.tag.List) per qube.
-  - The inventory file must be named C(*.qubes.yml) or C(*.qubes.yaml).
+  - The inventory file must be named C(*.qubes.yml) or C(*.qubes.yaml); a file that names this plugin under
+    another name gets a warning that says so.
 author:
   - corral.qubes contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -42,10 +43,12 @@ options:
     default: true
   connection:
     description:
-      - Value of C(ansible_connection) for qubes other than dom0 (dom0 always gets C(local)).
-      - An empty string sets nothing.
+      - Value of C(ansible_connection) for qubes other than dom0 (dom0 always gets C(local)), for example
+        C(community.general.qubes) where that collection is installed.
+      - Empty (the default) sets nothing, so Ansible's own default applies; this collection's modules run on dom0
+        and need no connection into a qube.
     type: str
-    default: community.general.qubes
+    default: ""
 """
 
 EXAMPLES = r"""
@@ -65,11 +68,16 @@ import re
 
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
+from ansible.utils.display import Display
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import engine, wire
 
 _UNSAFE_GROUP_CHARS = re.compile(r"[^A-Za-z0-9_]")
+# Tags qubesd adds by itself: one per creator, GUI, audio and relay qube, on nearly every qube.
+AUTOMATIC_TAG_PREFIXES = ("created-by-", "guivm-", "audiovm-", "relayvm-")
+SUFFIXES = (".qubes.yml", ".qubes.yaml")
+display = Display()
 
 
 def group_name(prefix: str, value: str) -> str:
@@ -83,8 +91,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
     NAME = "corral.qubes.qubes"
 
     def verify_file(self, path):
-        """Only files named ``*.qubes.yml`` / ``*.qubes.yaml``."""
-        return super().verify_file(path) and path.endswith((".qubes.yml", ".qubes.yaml"))
+        """Only files named ``*.qubes.yml`` / ``*.qubes.yaml`` (a warning for one that names the plugin otherwise)."""
+        if not super().verify_file(path):
+            return False
+        if path.endswith(SUFFIXES):
+            return True
+        if path.endswith((".yml", ".yaml")) and self.NAME in _head(path):
+            display.warning(f"{path} names the inventory plugin {self.NAME}, which reads only files named "
+                            f"*.qubes.yml or *.qubes.yaml: rename it (for example to inventory.qubes.yml)")
+        return False
 
     def parse(self, inventory, loader, path, cache=True):
         """Read the qubes and fill the inventory."""
@@ -140,5 +155,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         groups = [group_name("class", hostvars["qubes_class"]), group_name("label", hostvars["qubes_label"])]
         if hostvars["qubes_template"]:
             groups.append(group_name("template", hostvars["qubes_template"]))
-        groups.extend(group_name("tag", tag) for tag in hostvars["qubes_tags"])
+        groups.extend(group_name("tag", tag) for tag in hostvars["qubes_tags"]
+                      if not tag.startswith(AUTOMATIC_TAG_PREFIXES))
         return groups
+
+
+def _head(path: str) -> str:
+    """The start of a file (enough to find its ``plugin:`` line), or nothing when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            return stream.read(4096)
+    except OSError:
+        return ""

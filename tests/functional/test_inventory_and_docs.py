@@ -51,7 +51,9 @@ def test_inventory_hosts_groups_and_constructed_options(dom0, player, tmp_path):
     work = hostvars["work"]
     assert work["qubes_class"] == "AppVM" and work["qubes_power_state"] == "running"
     assert work["qubes_template"] == "fedora-42-xfce" and work["qubes_netvm"] == "sys-firewall"
-    assert work["ansible_connection"] == "community.general.qubes" and work["memory_mib"] == 400
+    assert "ansible_connection" not in work and work["memory_mib"] == 400  # none by default
+    assert "created-by-dom0" in work["qubes_tags"] and "guivm-dom0" in work["qubes_tags"]
+    assert not [group for group in data if group.startswith(("tag_created_by", "tag_guivm", "tag_audiovm"))]
     assert hostvars["dom0"]["ansible_connection"] == "local"
     assert set(data["class_appvm"]["hosts"]) == {"work", "vault", "sys-net", "sys-firewall", "default-dvm"}
     assert set(data["label_blue"]["hosts"]) == {"work"}
@@ -64,9 +66,19 @@ def test_inventory_hosts_groups_and_constructed_options(dom0, player, tmp_path):
     assert calls.count("admin.vm.property.GetAll") == 8
 
     running = inventory(dom0, tmp_path, "plugin: corral.qubes.qubes\ninclude_halted: false\n"
-                        "include_dom0: false\nconnection: ''\n")
+                        "include_dom0: false\nconnection: community.general.qubes\n")
     assert set(running["_meta"]["hostvars"]) == {"work", "sys-firewall", "sys-net"}  # started with work
-    assert "ansible_connection" not in running["_meta"]["hostvars"]["work"]
+    assert running["_meta"]["hostvars"]["work"]["ansible_connection"] == "community.general.qubes"
+
+
+def test_a_misnamed_inventory_file_is_named_with_the_rule(dom0, tmp_path):
+    source = tmp_path / "laptop.yml"
+    source.write_text("plugin: corral.qubes.qubes\n")
+    proc = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(source), "--list"],
+                          env=ansible_env(dom0, tmp_path), capture_output=True, text=True, check=False)
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert "names the inventory plugin corral.qubes.qubes, which reads only files named *.qubes.yml" in output
+    assert "rename it" in output
 
 
 def documented_plugins() -> list[tuple[str, str]]:
