@@ -633,7 +633,7 @@ class QubePlanner:
             source = spec.clone_from
             source_class = reader.vms[source].klass
             if source_class not in schema.CLASSES:
-                raise PlanError("clone_from", f"{source} is a {source_class}, which cannot be cloned")
+                raise PlanError("clone_from", f"{source} is {names.article(source_class)}, which cannot be cloned")
             if spec.klass and spec.klass != source_class:
                 raise PlanError("class", f"a clone keeps the class of {source} ({source_class}), not {spec.klass}")
             klass = source_class
@@ -642,11 +642,11 @@ class QubePlanner:
             field, raw = spec.properties.pop("template")
             base = canonical_property(field, "vm", raw)
             if spec.clone_from is not None:
-                raise PlanError(field, f"give either clone_from or template for a {klass}, not both")
+                raise PlanError(field, f"give either clone_from or template for {names.article(klass)}, not both")
             if self._missing(field, base, " to copy the root volume from"):
                 pending = base
             elif reader.vms[base].klass not in schema.OWN_ROOT:
-                raise PlanError(field, f"{base} is a {reader.vms[base].klass}: a {klass} can only be made "
+                raise PlanError(field, f"{base} is {names.article(reader.vms[base].klass)}: {names.article(klass)} can only be made "
                                 "from a TemplateVM or StandaloneVM")
             else:
                 source = base
@@ -731,9 +731,9 @@ class QubePlanner:
         spec, name, reader = self.spec, self.name, self.reader
         klass = reader.vms[name].klass
         if klass not in schema.CLASSES:
-            raise PlanError("name", f"{name} is a {klass}, which this module does not manage")
+            raise PlanError("name", f"{name} is {names.article(klass)}, which this module does not manage")
         if spec.klass and spec.klass != klass:
-            raise PlanError("class", f"{name} exists as a {klass}; its class cannot be changed to "
+            raise PlanError("class", f"{name} exists as {names.article(klass)}; its class cannot be changed to "
                             f"{spec.klass} (remove it and create it again, or pick another name)")
         current = reader.props(name)
         table = {prop: value.type for prop, value in current.items()}
@@ -803,7 +803,7 @@ class QubePlanner:
         if spec.volumes:
             for volume in spec.volumes:
                 if volume == "root" and klass not in schema.OWN_ROOT:
-                    raise PlanError("volumes.root", f"the root volume of a {klass} follows its template: "
+                    raise PlanError("volumes.root", f"the root volume of {names.article(klass)} follows its template: "
                                     "grow the template's root instead")
             info = reader.volumes(name, only=set(spec.volumes))
             missing = set(spec.volumes) - set(info)
@@ -849,7 +849,7 @@ class QubePlanner:
         if self._missing(field, template, ": install or create the template first"):
             return
         if klass == "AppVM" and vms[template].klass != "TemplateVM":
-            raise PlanError(field, f"{template} is a {vms[template].klass}; an AppVM needs a TemplateVM")
+            raise PlanError(field, f"{template} is {names.article(vms[template].klass)}; an AppVM needs a TemplateVM")
         if klass == "DispVM" and self.reader.props(template).get("template_for_dispvms",
                                                                  formats.PropertyValue("False")).value != "True":
             raise PlanError(field, f"{template} cannot be the template of a DispVM: "
@@ -1048,7 +1048,7 @@ def _check_global_target(reader: Reader, field: str, prop: str, target: str) -> 
     if target not in vms:
         raise PlanError(field, f"no qube named {target!r}")
     if prop == "default_template" and vms[target].klass != "TemplateVM":
-        raise PlanError(field, f"{target} is a {vms[target].klass}; default_template needs a TemplateVM")
+        raise PlanError(field, f"{target} is {names.article(vms[target].klass)}; default_template needs a TemplateVM")
     if prop == "default_netvm" and reader.props(target).get(
             "provides_network", formats.PropertyValue("False")).value != "True":
         raise PlanError(field, f"{target} does not provide network: set provides_network: true on it first")

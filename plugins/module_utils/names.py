@@ -74,3 +74,8 @@ def label_name_error(name: str) -> str | None:
     if name.isdigit():
         return "label name cannot be all digits"
     return None
+
+
+def article(word: str) -> str:
+    """``word`` with its indefinite article, as it is spoken: an AppVM, an AdminVM, a TemplateVM, a DispVM."""
+    return f"{'an' if word[:1].upper() in 'AEIOU' else 'a'} {word}"

@@ -60,3 +60,8 @@ def test_feature_values(value, ok):
 @pytest.mark.parametrize("name,ok", [("corral", True), ("my.label-1", True), ("123", False), ("bad label", False)])
 def test_label_names(name, ok):
     assert (names.label_name_error(name) is None) is ok
+
+
+def test_article_as_spoken():
+    assert [names.article(word) for word in ("AppVM", "AdminVM", "TemplateVM", "StandaloneVM", "DispVM")] == [
+        "an AppVM", "an AdminVM", "a TemplateVM", "a StandaloneVM", "a DispVM"]
