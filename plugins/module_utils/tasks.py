@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
-from ansible_collections.corral.qubes.plugins.module_utils import engine, firewall, flows, policy_client, policy_files, schema, wire
+from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, firewall, flows, policy_client, policy_files, schema, wire
 
 ADMIN_API_ARGS = {"qubesd_socket": {"type": "path"}}
 
@@ -37,6 +37,15 @@ ARGUMENT_SPECS = {
         clone_from={"type": "str"},
         shutdown_if_needed={"type": "bool", "default": False},
         **{"class": {"type": "str", "choices": list(schema.CLASSES), "aliases": ["klass"]}},
+    ),
+    "devices": dict(
+        ADMIN_API_ARGS,
+        name={"type": "str"},
+        devices={"type": "list", "elements": "dict"},
+        qubes={"type": "dict"},
+        strict={"type": "bool", "default": True},
+        classes={"type": "list", "elements": "str", "default": list(devices.CLASSES), "choices": list(devices.CLASSES)},
+        shutdown_if_needed={"type": "bool", "default": False},
     ),
     "prefs": dict(
         ADMIN_API_ARGS,
@@ -115,6 +124,8 @@ def _converge(kind: str, reader: engine.Reader, params: dict, check_mode: bool, 
             plan = engine.plan_qube(reader, params, check_mode)
         elif kind == "firewall":
             plan = _plan_firewall(reader, params, check_mode)
+        elif kind == "devices":
+            plan = devices.plan_devices(reader, params, check_mode)
         else:
             plan = engine.plan_prefs(reader, params["properties"])
     except engine.PlanError as exc:
@@ -137,7 +148,7 @@ def _converge(kind: str, reader: engine.Reader, params: dict, check_mode: bool, 
     if kind == "qube":
         if plan.summary:
             result["qube"] = plan.summary
-    elif kind == "firewall":
+    elif kind in ("firewall", "devices"):
         result.update(plan.summary)
     else:
         current = reader.client.property_get_all(None) if applied else reader.props(None)
