@@ -43,8 +43,14 @@ def exposed(call: Call, backend: str, devclass: str) -> dict[str, dict]:
     return {}
 
 
+def _id_matches(arg_id: str, device_id: str) -> bool:
+    """A device id from a qrexec argument (``_`` stands for a character it cannot hold, such as ``*``)."""
+    return arg_id in ("*", device_id) or (len(arg_id) == len(device_id) and all(
+        a in ("_", d) for a, d in zip(arg_id, device_id)))
+
+
 def _matches(item: dict, backend: str, port: str, device: str) -> bool:
-    return item["backend"] == backend and port in ("*", item["port_id"]) and device in ("*", item["device_id"])
+    return item["backend"] == backend and port in ("*", item["port_id"]) and _id_matches(device, item["device_id"])
 
 
 def _serialization(call: Call, item: dict, mode: str) -> str:
@@ -146,7 +152,7 @@ def _check_payload(call: Call, backend: str, port: str, device: str) -> dict:
     if props.get("devclass", devclass) != devclass:
         raise wire.QubesException(f"Got {props['devclass']} device when expected {devclass}.")
     device_id = props.get("device_id", device)
-    if device not in ("*", device_id):
+    if not _id_matches(device, device_id):
         raise wire.QubesException(f"Got device with id: {device_id} when expected id: {device}.")
     mode = props.get("mode", "auto-attach")
     if mode not in MODES + ("manual",):

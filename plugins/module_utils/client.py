@@ -408,9 +408,15 @@ class AdminClient:
 
     @staticmethod
     def device_arg(backend: str, port: str, device_id: str | None = None) -> str:
-        """``backend+port[+device id]`` as qubesadmin writes it (``:`` as ``+``, ``*`` as ``_``)."""
-        text = f"{backend}+{port}" + (f":{device_id}" if device_id is not None else "")
-        return text[:len(backend) + 1] + text[len(backend) + 1:].replace(":", "+").replace("*", "_")
+        """``backend+port[+device id]`` as qubesadmin writes it.
+
+        ``:`` becomes ``+``; characters a qrexec argument cannot hold (``*``,
+        ``?``) become ``_``, which qubesd reads as "any character".
+        """
+        text = f"{port}" + (f":{device_id}" if device_id is not None else "")
+        safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "+" if ch == ":" else "_"
+                       for ch in text)
+        return f"{backend}+{safe}"
 
     def device_available(self, backend: str, devclass: str) -> list[tuple[str, dict]]:
         """``admin.vm.device.<class>.Available``: (head, fields) per device.
