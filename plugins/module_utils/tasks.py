@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
-from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, firewall, flows, policy_client, policy_files, schema, wire
+from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, firewall, flows, hardware, policy_client, policy_files, schema, wire
 
 ADMIN_API_ARGS = {"qubesd_socket": {"type": "path"}}
 
@@ -46,6 +46,14 @@ ARGUMENT_SPECS = {
         strict={"type": "bool", "default": True},
         classes={"type": "list", "elements": "str", "default": list(devices.CLASSES), "choices": list(devices.CLASSES)},
         shutdown_if_needed={"type": "bool", "default": False},
+    ),
+    "hardware_check": dict(
+        ADMIN_API_ARGS,
+        profile={"type": "dict", "required": True},
+        layout={"type": "dict", "default": {}},
+        xl_command={"type": "str", "default": "xl"},
+        pool={"type": "str"},
+        dom0_memory_mib={"type": "int", "default": 4096},
     ),
     "prefs": dict(
         ADMIN_API_ARGS,
@@ -107,6 +115,8 @@ def run(kind: str, params: dict, check_mode: bool = False, diff: bool = False) -
     reader = engine.Reader(client)
     if kind == "qube_info":
         result = _info(reader, params)
+    elif kind == "hardware_check":
+        result = hardware.run_check(reader, params)
     else:
         result = _converge(kind, reader, params, check_mode, diff)
     result["api_calls"] = sum(client.calls.values())
