@@ -37,7 +37,6 @@ def test_production_socket_path_without_configuration(tmp_path):
         f"env -u QUBESD_SOCKET {BIN / 'ansible-playbook'} site.yml")
     env = {key: value for key, value in os.environ.items() if key != "QUBESD_SOCKET"}
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-               CORRAL_XL=str(ROOT / "rehearsal" / "bin" / "xl"),
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_NOCOLOR="1")
     proc = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=False, timeout=300)
