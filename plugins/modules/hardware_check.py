@@ -31,6 +31,7 @@ attributes:
     description: Only reads; runs the same in check mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to show.
 options:
   profile:
     description:
