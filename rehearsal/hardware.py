@@ -93,8 +93,8 @@ def xl_info(host: dict, free_mib: int) -> str:
         ("xen_caps", "xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64"),
         ("xen_scheduler", "credit2"), ("xen_pagesize", 4096),
         ("platform_params", "virt_start=0xffff800000000000"),
-        ("xen_changeset", ""), ("xen_commandline", f"placeholder dom0_mem=min:1024M dom0_mem=max:{DOM0_MEMORY_MIB}M "
-                                                    "ucode=scan gnttab_max_frames=2048"),
+        ("xen_changeset", ""),
+        ("xen_commandline", f"dom0_mem=min:1024M dom0_mem=max:{DOM0_MEMORY_MIB}M ucode=scan gnttab_max_frames=2048"),
         ("cc_compiler", "gcc (GCC) 14.2.1"), ("cc_compile_by", "mockbuild"),
         ("cc_compile_domain", "[unknown]"), ("cc_compile_date", "Tue Nov  4 00:00:00 UTC 2025"),
         ("build_id", "0d4c1c2e3f405162738495a6b7c8d9eaf0b1c2d3"),

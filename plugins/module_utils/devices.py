@@ -261,8 +261,9 @@ class DevicePlanner:
         ports = self.devices.available(backend, want.devclass) if running or backend == "dom0" else {}
         if want.port not in ports:
             offered = ", ".join(f"{backend}:{port}" for port in sorted(ports)) or "none"
-            state = "" if running or backend == "dom0" else f" ({backend} is not running: give device_id to assign " \
-                                                                "a device it exposes when it runs)"
+            state = ""
+            if not running and backend != "dom0":
+                state = f" ({backend} is not running: give device_id to assign a device it exposes when it runs)"
             raise engine.PlanError(f"{want.field}.device", f"{backend} has no {want.devclass} device {want.port}"
                                                            f"{state}; present: {offered}")
         present = ports[want.port]

@@ -45,8 +45,8 @@ def test_assign_check_diff_idempotence(dom0, usb_player):
 
     run = usb_player.run([wanted, wanted], diff=True)
     assert [r["changed"] for r in run.results] == [True, False]
-    assert pci_assigned(client, "sys-usb") == ["dom0+00_1a.0:0x8086:0x1c2d::p0c0320",
-                                                 "dom0+00_1d.0:0x8086:0x1c26::p0c0320"]
+    assert pci_assigned(client, "sys-usb") == [
+        "dom0+00_1a.0:0x8086:0x1c2d::p0c0320", "dom0+00_1d.0:0x8086:0x1c26::p0c0320"]
     assert "_no-strict-reset='True'" in client.call("admin.vm.device.pci.Assigned", "sys-usb")
     mark = dom0.mark()
     again = usb_player.run([wanted])
@@ -102,8 +102,8 @@ def test_running_qube_pci_change_needs_shutdown(dom0, player):
     refused = player.run([only_nic])
     assert refused[0]["failed"] and refused[0]["field"] == "shutdown_if_needed"
     assert dom0.writes_since(mark) == []
-    checked = player.run([dict(only_nic, **{"corral.qubes.devices": dict(only_nic["corral.qubes.devices"],
-                                                                          shutdown_if_needed=True)})], check=True)
+    checked = player.run([devices("sys-net", [pci(NIC, options=NSR)], classes=["pci"], shutdown_if_needed=True)],
+                         check=True)
     assert checked[0]["actions"] == ["shut down sys-net", "unassign pci device dom0:03_00.0 from sys-net",
                                      "start sys-net"]
     assert dom0.writes_since(mark) == []
