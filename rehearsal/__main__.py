@@ -194,7 +194,10 @@ def cmd_demo(args) -> int:
 
 
 def cmd_run(args) -> int:
-    """Serve a fresh (or kept) rehearsal dom0 while one command runs with QUBESD_SOCKET pointing at it."""
+    """Serve a fresh (or kept) rehearsal dom0 while one command runs with QUBESD_SOCKET pointing at it.
+
+    The command also finds the rehearsal's qrexec-client (QREXEC_CLIENT) and xl (CORRAL_XL) stand-ins.
+    """
     if not args.command_argv:
         print("run: give a command after --", file=sys.stderr)
         return 2
@@ -202,7 +205,7 @@ def cmd_run(args) -> int:
         shutil.rmtree(args.state)
     os.makedirs(os.path.dirname(os.path.abspath(args.socket)), exist_ok=True)
     env = dict(os.environ, QUBESD_SOCKET=os.path.abspath(args.socket),
-               QREXEC_CLIENT=os.path.join(BIN_DIR, "qrexec-client"))
+               QREXEC_CLIENT=os.path.join(BIN_DIR, "qrexec-client"), CORRAL_XL=os.path.join(BIN_DIR, "xl"))
     env[qrexec_proto.ENV_SOCKET] = os.path.abspath(qrexec_socket_for(args))
     with BackgroundServer(build_server(args)):
         return subprocess.run(args.command_argv, env=env, check=False).returncode

@@ -43,8 +43,14 @@ def exposed(call: Call, backend: str, devclass: str) -> dict[str, dict]:
     return {}
 
 
+def _id_matches(arg_id: str, device_id: str) -> bool:
+    """A device id from a qrexec argument (``_`` stands for a character it cannot hold, such as ``*``)."""
+    return arg_id in ("*", device_id) or (len(arg_id) == len(device_id) and all(
+        a in ("_", d) for a, d in zip(arg_id, device_id)))
+
+
 def _matches(item: dict, backend: str, port: str, device: str) -> bool:
-    return item["backend"] == backend and port in ("*", item["port_id"]) and device in ("*", item["device_id"])
+    return item["backend"] == backend and port in ("*", item["port_id"]) and _id_matches(device, item["device_id"])
 
 
 def _serialization(call: Call, item: dict, mode: str) -> str:
@@ -78,9 +84,38 @@ def attached_items(call: Call) -> list[dict]:
     return list(call.dest.devices.get(devclass, [])) + list(call.dest.attached.get(devclass, []))
 
 
+DEVICE_TEXT_FIELDS = ("product", "vendor", "manufacturer", "name", "serial")
+"""What a device says about itself; qubesd sends only those that are known (not ``unknown``)."""
+UNKNOWN_INTERFACE = "?******"
+
+
+def device_info_items(devclass: str, backend: str, port: str, info: dict) -> list[tuple[str, str]]:
+    """The ``key='value'`` fields of a device in R4.3's ``Available``, in qubesd's order.
+
+    First the virtual device (device_id, port_id, devclass, backend_domain),
+    then the known text fields, the interfaces (7 characters each; ``?******``
+    when none is known), the parent device of a sub-device (a partition, a
+    USB interface) and the class's extra data as ``_key`` (``_sbdf`` of PCI).
+    """
+    items = [("device_id", info.get("device_id") or "0000:0000::" + UNKNOWN_INTERFACE), ("port_id", port),
+             ("devclass", devclass), ("backend_domain", backend)]
+    items += [(key, info[key]) for key in DEVICE_TEXT_FIELDS if info.get(key) not in (None, "", "unknown")]
+    items.append(("interfaces", info.get("interfaces") or UNKNOWN_INTERFACE))
+    if info.get("parent"):
+        parent_class, _sep, parent_port = info["parent"].partition(":")
+        items += [("parent_port_id", parent_port), ("parent_devclass", parent_class)]
+    if devclass == "pci" and info.get("sbdf"):
+        items.append(("_sbdf", info["sbdf"]))
+    return items
+
+
 @method("admin.vm.device.*.Available", arg="optional")
 def device_available(call: Call):
-    """Devices this qube exposes (only dom0's PCI devices here)."""
+    """Devices this qube exposes (only dom0's PCI devices here).
+
+    R4.3: ``<port>:<device_id> <serialization>`` (see :func:`device_info_items`);
+    R4.2: ``<port> description=<class>: <vendor> <product>``.
+    """
     devclass = _devclass(call)
     lines = []
     for port, info in sorted(exposed(call, call.dest.name, devclass).items()):
@@ -89,9 +124,8 @@ def device_available(call: Call):
         if call.dom0.release == "4.2":
             lines.append(f"{port} description={info['description']}\n")
         else:
-            items = [("device_id", info["device_id"]), ("port_id", port), ("devclass", devclass),
-                     ("backend_domain", call.dest.name), ("description", info["description"])]
-            lines.append(f"{port}:{info['device_id']} {formats.render_device_properties(items)}\n")
+            items = device_info_items(devclass, call.dest.name, port, info)
+            lines.append(f"{port}:{items[0][1]} {formats.render_device_properties(items)}\n")
     return "".join(lines)
 
 
@@ -118,7 +152,7 @@ def _check_payload(call: Call, backend: str, port: str, device: str) -> dict:
     if props.get("devclass", devclass) != devclass:
         raise wire.QubesException(f"Got {props['devclass']} device when expected {devclass}.")
     device_id = props.get("device_id", device)
-    if device not in ("*", device_id):
+    if not _id_matches(device, device_id):
         raise wire.QubesException(f"Got device with id: {device_id} when expected id: {device}.")
     mode = props.get("mode", "auto-attach")
     if mode not in MODES + ("manual",):

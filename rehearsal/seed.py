@@ -10,6 +10,7 @@ Debian 13, R4.2 Fedora 41 and Debian 12.
 from __future__ import annotations
 
 from rehearsal import dom0 as dom0_mod
+from rehearsal import hardware
 from rehearsal.model import DOM0_UUID, STANDARD_LABELS, Dom0State, Label, Pool, Qube
 
 RELEASE_DEFAULTS = {
@@ -19,14 +20,9 @@ RELEASE_DEFAULTS = {
             "template_version": "4.2.0"},
 }
 
-# A Lenovo T420s: Intel 82579LM ethernet, Centrino Advanced-N 6205 wifi, two EHCI USB controllers.
-T420S_PCI = {
-    "00_19.0": {"device_id": "8086:1502::p020000", "description": "Ethernet controller: Intel 82579LM Gigabit"},
-    "03_00.0": {"device_id": "8086:0085::p028000", "description": "Network controller: Intel Centrino Advanced-N 6205"},
-    "00_1a.0": {"device_id": "8086:1c2d::p0c0320", "description": "USB controller: Intel 6 Series EHCI #2"},
-    "00_1d.0": {"device_id": "8086:1c26::p0c0320", "description": "USB controller: Intel 6 Series EHCI #1"},
-}
-NETWORK_CARDS = ("00_19.0", "03_00.0")
+T420S_PCI = hardware.pci_devices(hardware.T420S)
+"""The T420s's PCI devices (Intel 82579LM ethernet, Centrino Advanced-N 6205 wifi, two EHCI USB controllers)."""
+NETWORK_CARDS = hardware.NETWORK_CARDS
 
 
 def _template_features(name: str, version: str) -> dict:

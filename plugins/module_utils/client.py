@@ -403,3 +403,88 @@ class AdminClient:
     def pool_info(self, pool: str) -> dict[str, str]:
         """``admin.pool.Info``."""
         return formats.parse_kv_lines(self.call("admin.pool.Info", "dom0", pool))
+
+    # -- devices (R4.3: Assign/Unassign/Assigned/Set.assignment; R4.2: Attach persistent/List/Set.persistent) --
+
+    @staticmethod
+    def device_arg(backend: str, port: str, device_id: str | None = None) -> str:
+        """``backend+port[+device id]`` as qubesadmin writes it.
+
+        ``:`` becomes ``+``; characters a qrexec argument cannot hold (``*``,
+        ``?``) become ``_``, which qubesd reads as "any character".
+        """
+        text = f"{port}" + (f":{device_id}" if device_id is not None else "")
+        safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "+" if ch == ":" else "_"
+                       for ch in text)
+        return f"{backend}+{safe}"
+
+    def device_available(self, backend: str, devclass: str) -> list[tuple[str, dict]]:
+        """``admin.vm.device.<class>.Available``: (head, fields) per device.
+
+        R4.3 lines are ``<port>:<device id> key='value' ...``; R4.2 lines
+        ``<port> key=value ... description=<text>`` (fields: ``description``).
+        """
+        out = []
+        for line in formats.parse_lines(self.call(f"admin.vm.device.{devclass}.Available", backend)):
+            head, _sep, rest = line.partition(" ")
+            if "='" in rest:
+                out.append((head, formats.parse_device_properties(rest)))
+            else:
+                out.append((head, {"description": rest.partition("description=")[2]}))
+        return out
+
+    def device_assigned(self, vm: str, devclass: str) -> list[dict]:
+        """``admin.vm.device.<class>.Assigned`` (R4.3): the assignments' fields (``_opt`` keys are options)."""
+        out = []
+        for line in formats.parse_lines(self.call(f"admin.vm.device.{devclass}.Assigned", vm)):
+            head, _sep, rest = line.partition(" ")
+            backend, _sep, ident = head.partition("+")
+            port, _sep, device_id = ident.partition(":")
+            fields = {"backend_domain": backend, "port_id": port, "device_id": device_id or "*"}
+            fields.update(formats.parse_device_properties(rest))
+            out.append(fields)
+        return out
+
+    def device_assign(self, vm: str, devclass: str, backend: str, port: str, device_id: str, mode: str,
+                      options: dict[str, str]) -> None:
+        """``admin.vm.device.<class>.Assign`` (R4.3) with the assignment's serialization."""
+        items = [("device_id", device_id), ("port_id", port), ("devclass", devclass), ("backend_domain", backend),
+                 ("mode", mode), ("frontend_domain", vm)]
+        items += [(f"_{key}", value) for key, value in options.items()]
+        self.call(f"admin.vm.device.{devclass}.Assign", vm, self.device_arg(backend, port, device_id),
+                  formats.render_device_properties(items))
+
+    def device_unassign(self, vm: str, devclass: str, backend: str, port: str, device_id: str) -> None:
+        """``admin.vm.device.<class>.Unassign`` (R4.3)."""
+        self.call(f"admin.vm.device.{devclass}.Unassign", vm, self.device_arg(backend, port, device_id))
+
+    def device_set_assignment(self, vm: str, devclass: str, backend: str, port: str, device_id: str,
+                              mode: str) -> None:
+        """``admin.vm.device.<class>.Set.assignment`` (R4.3): a new mode."""
+        self.call(f"admin.vm.device.{devclass}.Set.assignment", vm, self.device_arg(backend, port, device_id), mode)
+
+    def device_list(self, vm: str, devclass: str) -> list[dict]:
+        """``admin.vm.device.<class>.List`` (R4.2): backend, port, options and ``persistent`` of each line."""
+        out = []
+        for line in formats.parse_lines(self.call(f"admin.vm.device.{devclass}.List", vm)):
+            head, *fields = line.split(" ")
+            backend, _sep, port = head.partition("+")
+            options = dict(field.split("=", 1) for field in fields if "=" in field)
+            persistent = options.pop("persistent", "no") in ("yes", "True")
+            out.append({"backend_domain": backend, "port_id": port, "options": options, "persistent": persistent})
+        return out
+
+    def device_attach(self, vm: str, devclass: str, backend: str, port: str, options: dict[str, str],
+                      persistent: bool) -> None:
+        """``admin.vm.device.<class>.Attach`` (R4.2 form: ``k=v`` options, ``persistent=True`` to assign)."""
+        payload = " ".join([f"{key}={value}" for key, value in options.items()]
+                           + (["persistent=True"] if persistent else []))
+        self.call(f"admin.vm.device.{devclass}.Attach", vm, f"{backend}+{port}", payload)
+
+    def device_detach(self, vm: str, devclass: str, backend: str, port: str) -> None:
+        """``admin.vm.device.<class>.Detach`` (R4.2 form of the argument)."""
+        self.call(f"admin.vm.device.{devclass}.Detach", vm, f"{backend}+{port}")
+
+    def device_set_persistent(self, vm: str, devclass: str, backend: str, port: str, persistent: bool) -> None:
+        """``admin.vm.device.<class>.Set.persistent`` (R4.2)."""
+        self.call(f"admin.vm.device.{devclass}.Set.persistent", vm, f"{backend}+{port}", encode_value(persistent))

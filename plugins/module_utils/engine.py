@@ -995,6 +995,25 @@ class QubePlanner:
             self.plan.add(f"pause {name}", lambda c: c.pause(name))
 
 
+def plan_stop_and_start(reader: Reader, plan: Plan, name: str, check_mode: bool = False) -> Callable:
+    """Steps that halt running or paused qube ``name`` (as ``shutdown_if_needed`` does) added to ``plan``.
+
+    Refused before any change when the qube provides network to running
+    qubes.  Returns a function that adds the steps bringing it back to how
+    it was (started again, paused again), to call after the changes.
+    """
+    power = reader.power(name)
+    planner = QubePlanner(reader, QubeSpec(name=name), check_mode)
+    planner._plan_stop(power)
+    plan.steps.extend(planner.plan.steps)
+
+    def restore() -> None:
+        back = QubePlanner(reader, QubeSpec(name=name), check_mode)
+        back._plan_power("halted", power)
+        plan.steps.extend(back.plan.steps)
+    return restore
+
+
 def _count(number: int, one: str, many: str) -> str:
     return f"{number} {one if number == 1 else many}"
 

@@ -16,7 +16,7 @@ import time
 import traceback
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
-from ansible_collections.corral.qubes.plugins.module_utils import engine, firewall, flows, policy_client, policy_files, schema, wire
+from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, firewall, flows, hardware, policy_client, policy_files, schema, wire
 
 ADMIN_API_ARGS = {"qubesd_socket": {"type": "path"}}
 
@@ -38,6 +38,23 @@ ARGUMENT_SPECS = {
         clone_from={"type": "str"},
         shutdown_if_needed={"type": "bool", "default": False},
         **{"class": {"type": "str", "choices": list(schema.CLASSES), "aliases": ["klass"]}},
+    ),
+    "devices": dict(
+        ADMIN_API_ARGS,
+        name={"type": "str"},
+        devices={"type": "list", "elements": "dict"},
+        qubes={"type": "dict"},
+        strict={"type": "bool", "default": True},
+        classes={"type": "list", "elements": "str", "default": list(devices.CLASSES), "choices": list(devices.CLASSES)},
+        shutdown_if_needed={"type": "bool", "default": False},
+    ),
+    "hardware_check": dict(
+        ADMIN_API_ARGS,
+        profile={"type": "dict", "required": True},
+        layout={"type": "dict", "default": {}},
+        xl_command={"type": "str", "default": "xl"},
+        pool={"type": "str"},
+        dom0_memory_mib={"type": "int", "default": 4096},
     ),
     "prefs": dict(
         ADMIN_API_ARGS,
@@ -99,6 +116,8 @@ def run(kind: str, params: dict, check_mode: bool = False, diff: bool = False) -
     reader = engine.Reader(client)
     if kind == "qube_info":
         result = _info(reader, params)
+    elif kind == "hardware_check":
+        result = hardware.run_check(reader, params)
     else:
         result = _converge(kind, reader, params, check_mode, diff)
     result["api_calls"] = sum(client.calls.values())
@@ -116,6 +135,8 @@ def _converge(kind: str, reader: engine.Reader, params: dict, check_mode: bool, 
             plan = engine.plan_qube(reader, params, check_mode)
         elif kind == "firewall":
             plan = _plan_firewall(reader, params, check_mode)
+        elif kind == "devices":
+            plan = devices.plan_devices(reader, params, check_mode)
         else:
             plan = engine.plan_prefs(reader, params["properties"])
     except engine.PlanError as exc:
@@ -138,7 +159,7 @@ def _converge(kind: str, reader: engine.Reader, params: dict, check_mode: bool, 
     if kind == "qube":
         if plan.summary:
             result["qube"] = plan.summary
-    elif kind == "firewall":
+    elif kind in ("firewall", "devices"):
         result.update(plan.summary)
     else:
         current = reader.client.property_get_all(None) if applied else reader.props(None)

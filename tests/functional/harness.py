@@ -16,6 +16,7 @@ from rehearsal import observe
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 QREXEC_CLIENT = ROOT / "rehearsal" / "bin" / "qrexec-client"
+XL = ROOT / "rehearsal" / "bin" / "xl"
 QREXEC_CLIENT_VM = ROOT / "rehearsal" / "bin" / "qrexec-client-vm"
 
 

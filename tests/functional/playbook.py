@@ -12,7 +12,7 @@ import sys
 
 import yaml
 
-from harness import QREXEC_CLIENT
+from harness import QREXEC_CLIENT, XL
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
@@ -37,6 +37,8 @@ def ansible_env(dom0, tmp_path: pathlib.Path) -> dict:
         # the policy admin API of this rehearsal dom0, as dom0 reaches it
         "QREXEC_CLIENT": str(QREXEC_CLIENT),
         "REHEARSAL_QREXEC_SOCKET": dom0.qrexec_socket,
+        # xl info of the rehearsal's host profile, for the hardware preflight
+        "CORRAL_XL": str(XL),
     })
     return env
 

@@ -122,9 +122,9 @@ def test_qvm_ls_and_qvm_prefs(client):
 def test_device_calls(client):
     assert client.call("admin.deviceclass.List") == "pci\nblock\nusb\nmic\n"
     assert client.call("admin.vm.device.pci.Assigned", "sys-net") == (
-        "dom0+00_19.0:8086:1502::p020000 device_id='8086:1502::p020000' port_id='00_19.0' devclass='pci' "
+        "dom0+00_19.0:0x8086:0x1502::p020000 device_id='0x8086:0x1502::p020000' port_id='00_19.0' devclass='pci' "
         "backend_domain='dom0' mode='required' frontend_domain='sys-net' _no-strict-reset='True'\n"
-        "dom0+03_00.0:8086:0085::p028000 device_id='8086:0085::p028000' port_id='03_00.0' devclass='pci' "
+        "dom0+03_00.0:0x8086:0x0085::p028000 device_id='0x8086:0x0085::p028000' port_id='03_00.0' devclass='pci' "
         "backend_domain='dom0' mode='required' frontend_domain='sys-net' _no-strict-reset='True'\n")
     assert client.call("admin.vm.device.block.Assigned", "sys-net") == ""
     assert client.call("admin.vm.device.pci.Attached", "sys-net") == ""

@@ -41,6 +41,24 @@ def test_production_socket_path_without_configuration(tmp_path):
     proc = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=False, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "failed=0" in proc.stdout and "changed=3" in proc.stdout  # qubes, the firewall, the flow policy
+    assert "failed=0" in proc.stdout and "changed=5" in proc.stdout  # qubes, devices, firewall, flow and input policy
     assert "sys-vpn-work" in (state / "qubes.json").read_text()
     assert not os.path.exists("/var/run/qubesd.sock") or os.path.exists("/etc/qubes-release")
+
+
+def test_site_builds_the_devices_and_a_second_run_changes_nothing(dom0, tmp_path):
+    proc = site(dom0, tmp_path)
+    assert proc.returncode == 0 and "failed=0" in proc.stdout, proc.stdout + proc.stderr
+    client = dom0.client()
+    assigned = {name: sorted(line.split(" ", 1)[0] for line in
+                             client.call("admin.vm.device.pci.Assigned", name).splitlines())
+                for name in ("sys-net", "sys-usb")}
+    assert assigned == {
+        "sys-net": ["dom0+00_19.0:0x8086:0x1502::p020000", "dom0+03_00.0:0x8086:0x0085::p028000"],
+        "sys-usb": ["dom0+00_1a.0:0x8086:0x1c2d::p0c0320", "dom0+00_1d.0:0x8086:0x1c26::p0c0320"]}
+    assert client.property_get("sys-usb", "virt_mode").value == "hvm"
+    assert (dom0.state_dir and (dom0.policy_dir / "50-config-input.policy").read_text().count("sys-usb dom0") == 3)
+    mark = dom0.mark()
+    again = site(dom0, tmp_path)
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout
+    assert dom0.writes_since(mark) == []

@@ -86,3 +86,19 @@ def test_clipboard_matrix_is_the_written_policy():
             if source != target:
                 decision = whole.evaluate("qubes.ClipboardPaste", "", source, target, system, assume_yes_for_ask=True)
                 assert decision.allowed == (target in flows[source]), (source, target)
+
+
+def test_service_qubes_hold_their_devices():
+    """sys-net has both network cards and sys-usb both USB controllers, as the layout assigns them."""
+    client = admin()
+    for name in ("sys-net", "sys-usb"):
+        wanted = {device["device"].replace(":", "+", 1) for device in LAYOUT["qubes_layout"][name]["devices"]}
+        assigned = {}
+        for line in client.call("admin.vm.device.pci.Assigned", name).splitlines():
+            head, _sep, rest = line.partition(" ")
+            assigned[head.split(":", 1)[0]] = formats.parse_device_properties(rest)
+        assert set(assigned) == wanted, name
+        for fields in assigned.values():
+            assert (fields["mode"], fields["_no-strict-reset"], fields["frontend_domain"]) == ("required", "True", name)
+        assert client.property_get(name, "virt_mode").value == "hvm", name
+    assert client.property_get("sys-usb", "memory").value == "300"

@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The hardware preflight: the xl stand-in, corral.qubes.hardware_check and the role in site.yml."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+
+import yaml
+
+from ansible_collections.corral.qubes.plugins.module_utils import hardware as hardware_mod
+from harness import XL
+from playbook import ROOT
+from rehearsal import dom0 as dom0_mod
+from rehearsal import hardware
+from test_site import site
+
+LAYOUT = yaml.safe_load((ROOT / "inventories" / "t420s" / "group_vars" / "qubes_admin" / "layout.yml").read_text())
+PROFILE = yaml.safe_load((ROOT / "roles" / "hardware" / "vars" / "main.yml").read_text())["hardware_profiles"]["t420s"]
+
+
+def check(**args) -> dict:
+    return {"corral.qubes.hardware_check": {"profile": PROFILE, **args}}
+
+
+def test_xl_stand_in_prints_xl_info():
+    proc = subprocess.run([str(XL), "info"], capture_output=True, text=True, check=True)
+    lines = proc.stdout.splitlines()
+    assert all(len(line) >= 25 and line[23:25] == ": " for line in lines)  # keys padded as xl pads them
+    info = hardware_mod.parse_xl_info(proc.stdout)
+    assert (info["nr_cpus"], info["cores_per_socket"], info["threads_per_core"]) == ("4", "2", "2")
+    assert info["virt_caps"].split()[:3] == ["pv", "hvm", "hvm_directio"]
+    assert int(info["total_memory"]) <= 16384 and info["xen_version"].startswith("4.")
+    assert subprocess.run([str(XL), "list"], capture_output=True, check=False).returncode == 1
+    assert hardware.DOM0_MEMORY_MIB == dom0_mod.DOM0_MEMORY_MIB
+
+
+def test_reference_layout_fits_the_t420s(dom0, player):
+    mark = dom0.mark()
+    run = player.run([check(layout=LAYOUT["qubes_layout"], xl_command=str(XL))], check=True)
+    result = run[0]
+    assert not result.get("failed"), result.get("msg")
+    assert {row["result"] for row in result["checks"]} <= {"ok", "warn"}
+    checks = {row["check"]: row for row in result["checks"]}
+    assert checks["VT-d (hvm_directio)"]["result"] == "ok"
+    assert checks["PCI passthrough needs VT-d"]["note"] == "sys-net, sys-usb"
+    assert "openbsd" in checks["HVM qubes need VT-x"]["note"] and "work" in checks["HVM qubes need VT-x"]["note"]
+    assert checks["device dom0:00_1a.0 of sys-usb"]["result"] == "ok"
+    assert result["facts"]["pci"]["00_19.0"] == "Intel Corporation 82579LM Gigabit Network Connection (Lewisville)"
+    assert result["report_lines"][0].split()[:2] == ["CHECK", "EXPECTED"]
+    assert len(result["report_lines"]) == len(result["checks"]) + 1
+    assert dom0.writes_since(mark) == []
+
+
+def test_what_does_not_fit(dom0, player, tmp_path):
+    no_vtd = tmp_path / "xl-no-vtd"
+    no_vtd.write_text(f"#!/bin/sh\n{XL} \"$@\" | sed 's/ hvm_directio//'\n")
+    no_vtd.chmod(0o755)
+    layout = dict(LAYOUT["qubes_layout"])
+    layout["big"] = {"label": "red", "properties": {"memory": 12000, "autostart": True},
+                     "volumes": {"private": "300GiB"},
+                     "devices": [{"class": "pci", "device": "dom0:05_00.0"}]}
+    layout["twin"] = {"label": "red", "properties": {"autostart": True},
+                      "devices": [{"class": "pci", "device": "dom0:00_1a.0"}]}
+    run = player.run([check(layout=layout, xl_command=str(XL)),
+                      check(layout=LAYOUT["qubes_layout"], xl_command=str(no_vtd)),
+                      check(layout={}, xl_command=str(tmp_path / "no-such-xl")),
+                      {"corral.qubes.hardware_check": {"profile": {"memory_mib": "lots", "cores": 2, "threads": 4}}}])
+    failed = {row["check"] for row in run[0]["checks"] if row["result"] == "fail"}
+    assert failed == {"memory of autostart qubes + dom0", "volume sizes of the layout",
+                      "device dom0:05_00.0 of big", "device dom0:00_1a.0"}
+    assert "the layout does not fit the machine" in run[0]["msg"]
+    assert {row["check"] for row in run[1]["checks"] if row["result"] == "fail"} == {
+        "VT-d (hvm_directio)", "PCI passthrough needs VT-d"}
+    assert run[2]["failed"] and run[2]["field"] == "xl_command"
+    assert run[3]["failed"] and run[3]["field"] == "profile.memory_mib"
+
+
+def test_site_stops_before_any_change_when_the_layout_is_too_big(dom0, tmp_path):
+    extra = tmp_path / "too-big.yml"
+    layout = dict(LAYOUT["qubes_layout"])
+    layout["sys-net"] = dict(layout["sys-net"], properties=dict(layout["sys-net"]["properties"], memory=14000))
+    extra.write_text(yaml.safe_dump({"qubes_layout": layout}))
+    mark = dom0.mark()
+    proc = site(dom0, tmp_path, "-e", f"@{extra}")
+    assert proc.returncode != 0
+    assert "memory of autostart qubes + dom0" in proc.stdout and "fail" in proc.stdout
+    assert "Qubes of the layout" not in proc.stdout
+    assert dom0.writes_since(mark) == []
+    assert pathlib.Path(dom0.call_log).exists()
