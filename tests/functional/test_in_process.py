@@ -15,6 +15,7 @@ import re
 
 import pytest
 
+from harness import XL
 from playbook import ROOT, Player, prefs, qube
 
 TEST_COLLECTIONS = pathlib.Path(__file__).resolve().parent / "collections"
@@ -42,6 +43,18 @@ def audit(**args) -> dict:
 
 def info(**args) -> dict:
     return {"corral.qubes.qube_info": args}
+
+
+def devices(**args) -> dict:
+    return {"corral.qubes.devices": args}
+
+
+def hardware(**args) -> dict:
+    return {"corral.qubes.hardware_check": {"xl_command": str(XL), **args}}
+
+
+NIC = {"class": "pci", "device": "dom0:00_19.0"}
+PROFILE = {"name": "t420s", "memory_mib": 16384, "cores": 2, "threads": 4, "vtx": True, "vtd": True}
 
 
 # Every module: a change, the same again (no change), and each kind of bad input the argument spec or the
@@ -77,11 +90,18 @@ CASES = [
     info(names=["work"]),
     info(names=["missing"]),
     info(sections=["bogus"]),
+    devices(name="work", devices=[NIC], classes=["pci"]),
+    devices(name="work", devices=[NIC], classes=["pci"]),
+    devices(name="work", devices=[{"class": "pci", "device": "dom0:99_99.9"}]),
+    devices(name="work", devices=[dict(NIC, mode="sometimes")]),
+    hardware(profile=PROFILE),
+    hardware(profile=PROFILE, layout={"big": {"properties": {"memory": 64000, "autostart": True}}}),
+    hardware(profile=PROFILE, xl_command=7, unknown=1),
 ]
 
 # A qubesd (and policy admin service) whose every reply is unreadable: an unexpected exception in each module.
 GARBLED = [qube("work", **WORK), prefs(clockvm="sys-firewall"), firewall(**WHITELIST), policy(**FLOWS),
-           audit(matrix={"work": []}), info()]
+           audit(matrix={"work": []}), info(), devices(name="work", devices=[NIC]), hardware(profile=PROFILE)]
 
 
 @pytest.fixture
@@ -150,9 +170,18 @@ def test_every_module_reports_the_same_both_ways(both_ways):
     assert results[7]["field"] == "label" and results[8]["field"] == "netvm"
     failed = {i for i, result in enumerate(results) if result.get("failed")}
     assert {3, 4, 5, 6, 7, 8, 11, 12, 15, 16, 17, 20, 21, 22, 24, 25, 27, 28} <= failed
-    assert {0, 1, 2, 9, 10, 13, 14, 18, 19, 26}.isdisjoint(failed)
+    assert {0, 1, 2, 9, 10, 13, 14, 18, 19, 26, 29, 30, 33}.isdisjoint(failed)
+    assert {31, 32, 34, 35} <= failed
+    assert [results[i]["changed"] for i in (29, 30)] == [True, False]
     # the module path really ran as a module process, and the in-process path did not
     assert "AnsiballZ_qube" not in in_process.output
+
+
+def test_every_module_is_compared():
+    modules = {path.stem for path in (ROOT / "plugins" / "modules").glob("*.py")}
+    compared = {next(iter(task)).rsplit(".", 1)[1] for task in CASES}
+    garbled = {next(iter(task)).rsplit(".", 1)[1] for task in GARBLED}
+    assert compared == modules and garbled == modules
 
 
 def test_check_mode_reports_the_same_both_ways(both_ways):
@@ -168,11 +197,11 @@ def test_an_unexpected_exception_is_a_failure_with_its_traceback(both_ways):
                                    env={"ANSIBLE_DISPLAY_TRACEBACK": "error"})
     assert_same(in_process, module)
     for run in (in_process, module):
-        assert all(result["failed"] for result in run.results[:4] + run.results[5:]), run.output
+        assert all(result["failed"] for result in run.results), run.output
         assert run[0]["msg"].startswith("corral.qubes.qube failed unexpectedly: UnicodeDecodeError: ")
         assert run[3]["msg"].startswith("corral.qubes.policy failed unexpectedly: UnicodeDecodeError: ")
         assert "Traceback (most recent call last)" in run[0]["exception"]
-        assert run.output.count("failed unexpectedly: UnicodeDecodeError") >= 5
+        assert run.output.count("failed unexpectedly: UnicodeDecodeError") >= 6
         assert "line " in run.output and "in run_guarded" in run.output  # the traceback, shown
 
 
