@@ -16,7 +16,8 @@ from ansible_collections.corral.qubes.plugins.module_utils.template import Versi
 ])
 def test_vercmp_orders_as_rpm(left, right, order):
     assert vercmp(left, right) == order
-    assert vercmp(right, left) == -order
+    reverse_left, reverse_right = right, left
+    assert vercmp(reverse_left, reverse_right) == -order
 
 
 def test_versions_parse_and_order():
