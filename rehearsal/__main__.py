@@ -206,6 +206,8 @@ def cmd_run(args) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(args.socket)), exist_ok=True)
     env = dict(os.environ, QUBESD_SOCKET=os.path.abspath(args.socket),
                QREXEC_CLIENT=os.path.join(BIN_DIR, "qrexec-client"), CORRAL_XL=os.path.join(BIN_DIR, "xl"))
+    # dom0 commands the collection runs (qvm-template) resolve to the rehearsal's stand-ins
+    env["PATH"] = os.pathsep.join([os.path.join(BIN_DIR, "dom0"), env.get("PATH", os.defpath)])
     env[qrexec_proto.ENV_SOCKET] = os.path.abspath(qrexec_socket_for(args))
     with BackgroundServer(build_server(args)):
         return subprocess.run(args.command_argv, env=env, check=False).returncode

@@ -17,6 +17,7 @@ import traceback
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, firewall, flows, hardware, policy_client, policy_files, schema, wire
+from ansible_collections.corral.qubes.plugins.module_utils import template as template_mod
 
 ADMIN_API_ARGS = {"qubesd_socket": {"type": "path"}}
 
@@ -83,6 +84,17 @@ ARGUMENT_SPECS = {
         service={"type": "str", "default": "qubes.ClipboardPaste"},
         policy_dir={"type": "path"},
     ),
+    "template": dict(
+        ADMIN_API_ARGS,
+        names={"type": "list", "elements": "str", "required": True},
+        state={"type": "str", "default": "present", "choices": list(template_mod.STATES)},
+        enablerepo={"type": "list", "elements": "str", "default": []},
+        pool={"type": "str"},
+        releasever={"type": "str"},
+        updatevm={"type": "str"},
+        repo_files={"type": "list", "elements": "path", "default": []},
+        qvm_template={"type": "path", "default": template_mod.DEFAULT_TOOL},
+    ),
     "qube_info": dict(
         ADMIN_API_ARGS,
         names={"type": "list", "elements": "str", "default": []},
@@ -114,6 +126,10 @@ def run(kind: str, params: dict, check_mode: bool = False, diff: bool = False) -
         result["api_calls"] = sum(client.calls.values())
         return result
     reader = engine.Reader(client)
+    if kind == "template":
+        result = template_mod.run(reader, params, check_mode, diff)
+        result["api_calls"] = sum(client.calls.values())
+        return result
     if kind == "qube_info":
         result = _info(reader, params)
     elif kind == "hardware_check":

@@ -25,7 +25,8 @@ def ansible_env(dom0, tmp_path: pathlib.Path) -> dict:
         config.write_text("[defaults]\n")  # no user or system configuration leaks into tests
     env = dict(os.environ)
     env.update({
-        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        # the virtualenv, then the rehearsal's stand-ins for dom0 commands (qvm-template)
+        "PATH": os.pathsep.join([str(BIN), str(ROOT / "rehearsal" / "bin" / "dom0"), env.get("PATH", "")]),
         "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,

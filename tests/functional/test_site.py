@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -41,7 +43,8 @@ def test_production_socket_path_without_configuration(tmp_path):
     proc = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=False, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "failed=0" in proc.stdout and "changed=5" in proc.stdout  # qubes, devices, firewall, flow and input policy
+    # templates (Whonix), qubes, devices, the firewall, the flow and input policies
+    assert "failed=0" in proc.stdout and "changed=6" in proc.stdout
     assert "sys-vpn-work" in (state / "qubes.json").read_text()
     assert not os.path.exists("/var/run/qubesd.sock") or os.path.exists("/etc/qubes-release")
 
@@ -62,3 +65,22 @@ def test_site_builds_the_devices_and_a_second_run_changes_nothing(dom0, tmp_path
     again = site(dom0, tmp_path)
     assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout
     assert dom0.writes_since(mark) == []
+
+
+def test_site_installs_the_templates_then_converges_without_qvm_template(dom0, tmp_path):
+    """The first run installs the layout's Whonix templates before the qubes; the second changes nothing, makes no
+    write and starts no qvm-template (the stand-in logs every run beside the socket)."""
+    log = pathlib.Path(dom0.socket).parent / "qvm-template.jsonl"
+    first = site(dom0, tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert first.stdout.index("TASK [corral.qubes.qubes : Templates of the layout") < first.stdout.index(
+        "TASK [corral.qubes.qubes : Qubes of the layout")
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [run["command"] for run in runs] == ["list", "install"]
+    client = dom0.client()
+    assert client.feature_get("whonix-gateway-18", "template-name") == "whonix-gateway-18"
+    mark, count = dom0.mark(), len(runs)
+    second = site(dom0, tmp_path)
+    assert second.returncode == 0 and "changed=0" in second.stdout, second.stdout + second.stderr
+    assert dom0.writes_since(mark) == []
+    assert len(log.read_text().splitlines()) == count

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 
@@ -40,6 +41,32 @@ def test_every_qube_reads_back_as_its_layout(host):
             assert sorted(got["tags"]) == sorted(wanted["tags"]), name
         for volume, size in wanted.get("volumes", {}).items():
             assert formats.parse_size(got["volumes"][volume]) == formats.parse_size(size), (name, volume)
+
+
+def test_templates_of_the_layout_are_installed_with_their_package_features():
+    client = admin()
+    vms = client.list_vms()
+    for group in LAYOUT["qubes_templates"]:
+        for name in group["names"]:
+            assert vms[name].klass == "TemplateVM", name
+            features = {feature: client.feature_get(name, feature) for feature in client.feature_list(name)}
+            assert features["template-name"] == name
+            for suffix in ("epoch", "version", "release", "reponame", "buildtime", "installtime", "license", "url",
+                           "summary", "description"):
+                assert features[f"template-{suffix}"] != "", (name, suffix)
+            if group.get("enablerepo"):
+                assert features["template-reponame"] in group["enablerepo"], name
+    assert client.feature_get("whonix-gateway-18", "whonix-gw") == "1"
+    assert client.feature_get("whonix-workstation-18", "whonix-ws") == "1"
+
+
+def test_qvm_template_ran_once_to_install_and_never_in_the_idempotence_run():
+    log = pathlib.Path(os.environ["QUBESD_SOCKET"]).parent / "qvm-template.jsonl"
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    changes = [run for run in runs if run["mutating"]]
+    assert [run["command"] for run in changes] == ["install"]
+    assert changes[0]["argv"][-2:] == ["whonix-gateway-18", "whonix-workstation-18"]
+    assert runs[-1] is changes[0]  # nothing after the install: the second converge started no qvm-template
 
 
 def test_network_qubes_and_offline_qubes():
