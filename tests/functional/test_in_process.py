@@ -53,6 +53,10 @@ def hardware(**args) -> dict:
     return {"corral.qubes.hardware_check": {"xl_command": str(XL), **args}}
 
 
+def template(**args) -> dict:
+    return {"corral.qubes.template": args}
+
+
 NIC = {"class": "pci", "device": "dom0:00_19.0"}
 PROFILE = {"name": "t420s", "memory_mib": 16384, "cores": 2, "threads": 4, "vtx": True, "vtd": True}
 
@@ -97,11 +101,17 @@ CASES = [
     hardware(profile=PROFILE),
     hardware(profile=PROFILE, layout={"big": {"properties": {"memory": 64000, "autostart": True}}}),
     hardware(profile=PROFILE, xl_command=7, unknown=1),
+    template(names=["debian-12-minimal"]),
+    template(names=["debian-12-minimal"]),
+    template(names=["fedora-42-xfec"]),
+    template(names=["fedora-42-xfce"], state="absent"),
+    template(names=["debian-12-minimal"], state="gone"),
 ]
 
 # A qubesd (and policy admin service) whose every reply is unreadable: an unexpected exception in each module.
 GARBLED = [qube("work", **WORK), prefs(clockvm="sys-firewall"), firewall(**WHITELIST), policy(**FLOWS),
-           audit(matrix={"work": []}), info(), devices(name="work", devices=[NIC]), hardware(profile=PROFILE)]
+           audit(matrix={"work": []}), info(), devices(name="work", devices=[NIC]), hardware(profile=PROFILE),
+           template(names=["debian-12-minimal"])]
 
 
 @pytest.fixture
@@ -170,9 +180,10 @@ def test_every_module_reports_the_same_both_ways(both_ways):
     assert results[7]["field"] == "label" and results[8]["field"] == "netvm"
     failed = {i for i, result in enumerate(results) if result.get("failed")}
     assert {3, 4, 5, 6, 7, 8, 11, 12, 15, 16, 17, 20, 21, 22, 24, 25, 27, 28} <= failed
-    assert {0, 1, 2, 9, 10, 13, 14, 18, 19, 26, 29, 30, 33}.isdisjoint(failed)
+    assert {0, 1, 2, 9, 10, 13, 14, 18, 19, 26, 29, 30, 33, 36, 37}.isdisjoint(failed)
     assert {31, 32, 34, 35} <= failed
-    assert [results[i]["changed"] for i in (29, 30)] == [True, False]
+    assert [results[i]["changed"] for i in (29, 30, 36, 37)] == [True, False, True, False]
+    assert {38, 39, 40} <= failed and "fedora-42-xfce" in results[38]["msg"]  # the close name suggested
     # the module path really ran as a module process, and the in-process path did not
     assert "AnsiballZ_qube" not in in_process.output
 
@@ -201,7 +212,7 @@ def test_an_unexpected_exception_is_a_failure_with_its_traceback(both_ways):
         assert run[0]["msg"].startswith("corral.qubes.qube failed unexpectedly: UnicodeDecodeError: ")
         assert run[3]["msg"].startswith("corral.qubes.policy failed unexpectedly: UnicodeDecodeError: ")
         assert "Traceback (most recent call last)" in run[0]["exception"]
-        assert run.output.count("failed unexpectedly: UnicodeDecodeError") >= 6
+        assert run.output.count("failed unexpectedly: UnicodeDecodeError") >= 7
         assert "line " in run.output and "in run_guarded" in run.output  # the traceback, shown
 
 
