@@ -83,12 +83,12 @@ def main() -> int:
         if not label:
             sys.exit(f"{page.name}: no label ansible_collections.corral.qubes.docsite.*")
         page.unlink()
-        (docsite / f"{page.stem}.md").write_text(f"({label.group(1)})=\n\n{guide.read_text(encoding='utf-8')}",
-                                               encoding="utf-8")
+        text = f"({label.group(1)})=\n\n{guide.read_text(encoding='utf-8')}"
+        (docsite / f"{page.stem}.md").write_text(text, encoding="utf-8")
         guides += 1
     (rst / "ansible_references.rst").write_text(ansible_references(), encoding="utf-8")
     run([BIN / "sphinx-build", "-M", "html", rst, dest, "-c", src, "-W", "--keep-going", "-q", "-j", "2"])
-    pages = sum(1 for _ in (dest / "html").rglob("*.html"))
+    pages = len(list((dest / "html").rglob("*.html")))
     print(f"docs site: {pages} HTML pages ({guides} guides from docs/) in {dest / 'html'}")
     return 0
 

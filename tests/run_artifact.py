@@ -88,8 +88,10 @@ def check_contents(files: dict[str, bytes]) -> list[str]:
 
 def import_problems(source: str, files: dict[str, bytes]) -> list[str]:
     """Imports of a Python file the artifact cannot satisfy."""
+
     def module(path: str) -> bool:
         return f"{path}.py" in files
+
     def package(path: str) -> bool:
         return any(name.startswith(f"{path}/") for name in files)
 
@@ -220,7 +222,7 @@ def main() -> int:
             print(result.stdout)
             sys.exit(f"expected a converge with changes and a second run without: first changed={changed1} "
                      f"failed={failed1}, second changed={changed2} failed={failed2}")
-        calls = sum(1 for _ in (work / "calls.jsonl").open())
+        calls = len((work / "calls.jsonl").read_text().splitlines())
         print(f"   first run ok={ok1} changed={changed1}, second ok={ok2} changed=0; {calls} Admin API calls; "
               f"used {', '.join(sorted(set(used)))}")
 
@@ -236,7 +238,7 @@ def main() -> int:
                 doc = entry.get("doc") or next(iter(entry.get("entry_points", {}).values()), None)
                 if not doc or not (doc.get("short_description") or doc.get("description")):
                     sys.exit(f"ansible-doc -t {kind} {name}: no documentation in {sorted(docs)}")
-                if not str(doc.get("collection", "corral.qubes")) == "corral.qubes":
+                if str(doc.get("collection", "corral.qubes")) != "corral.qubes":
                     sys.exit(f"ansible-doc -t {kind} {name}: from {doc.get('collection')}")
             doc_paths = {entry.get("doc", {}).get("filename", "") for entry in docs.values()}
             if any(path and not path.startswith(str(installed)) for path in doc_paths):
