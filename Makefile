@@ -2,9 +2,11 @@
 #
 #   make rehearse   set up, start a fresh rehearsal dom0 and show it working (site.yml, whitelists)
 #   make test       every test and quality gate (what CI runs)
+#   make docs       the HTML docs site in docs/build/html
 #
-# Everything lives in the repository: the virtualenv in .venv, the collection
-# link in .collections, rehearsal state in .rehearsal.
+# Everything lives in the repository: the virtualenvs in .venv (Python 3.11, ansible-core 2.19)
+# and .venv-r43 (the R4.3 dom0's Python 3.13 and ansible-core 2.18), the collection link in
+# .collections, rehearsal state in .rehearsal, the docs site in docs/build.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -12,10 +14,17 @@ BIN := $(VENV)/bin
 COLLECTIONS := .collections
 LINK := $(COLLECTIONS)/ansible_collections/corral/qubes
 PYTEST_WORKERS ?= 2
+# The R4.3 dom0's Python: python3.13 from PATH or pyenv's newest 3.13 (.ci/run finds or installs one).
+PYTHON_R43 ?= $(shell for p in python3.13 $$(ls -d "$$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)"/versions/3.13*/bin/python3.13 2>/dev/null | sort -rV); do \
+    "$$p" -c 'import sys, venv, ensurepip; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { command -v "$$p"; break; }; done)
+VENV_R43 := .venv-r43
+BIN_R43 := $(VENV_R43)/bin
+DOCS_BUILD := docs/build
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 
-.PHONY: all setup rehearse test lint yamllint ansible-lint changelog-lint docs-lint sanity pytest unit functional molecule bench clean
+.PHONY: all setup setup-r43 rehearse test lint yamllint ansible-lint changelog-lint docs-lint sanity pytest unit functional molecule \
+    r43 r43-pytest r43-sanity artifact docs python-r43 bench clean
 
 all: test
 
@@ -34,6 +43,19 @@ $(BIN)/.linked: $(BIN)/.installed | $(LINK)
 	touch $@
 
 setup: $(BIN)/.linked
+
+# The R4.3 leg's virtualenv, linked to the checkout the same way.
+$(BIN_R43)/.installed: requirements-r43.txt constraints-r43.txt
+	@test -n "$(PYTHON_R43)" || { echo "No Python 3.13 with venv found (PATH or pyenv); give PYTHON_R43=/path/to/python3.13" >&2; exit 1; }
+	$(PYTHON_R43) -m venv $(VENV_R43)
+	$(BIN_R43)/python -m pip install --quiet --disable-pip-version-check -r requirements-r43.txt -c constraints-r43.txt
+	$(BIN_R43)/python -c 'import site, os; open(os.path.join(site.getsitepackages()[0], "corral-qubes-dev.pth"), "w").write(os.path.abspath("$(COLLECTIONS)") + "\n")'
+	touch $@
+
+setup-r43: $(BIN_R43)/.installed | $(LINK)
+
+python-r43:
+	@echo $(PYTHON_R43)
 
 rehearse: setup
 	rm -f .rehearsal/calls.jsonl
@@ -57,7 +79,7 @@ rehearse: setup
 	        $(BIN)/python -m rehearsal clipboard copy secure "IBAN from the bank" && printf "   %-9s " "$$target:" && \
 	        { $(BIN)/python -m rehearsal clipboard paste $$target 2>&1; echo; } | head -1; done'
 
-test: lint sanity pytest molecule
+test: lint sanity pytest molecule r43 artifact docs
 
 lint: yamllint ansible-lint changelog-lint docs-lint
 
@@ -91,9 +113,31 @@ functional: setup
 molecule: setup
 	NO_COLOR=1 $(BIN)/molecule test --scenario-name default
 
+# The R4.3 dom0 stack: Python 3.13 with ansible-core 2.18 (Fedora 41's). The whole pytest suite (unit,
+# and functional: every module, the role, site.yml, the inventory plugin, ansible-doc of every plugin)
+# and ansible-test sanity for 3.13 (its own copy of the tree, apart from the 3.11 leg's).
+r43: r43-pytest r43-sanity
+
+r43-pytest: setup-r43
+	$(BIN_R43)/python -m pytest -n $(PYTEST_WORKERS) tests
+
+r43-sanity: setup-r43
+	CORRAL_SANITY_DIR=$${TMPDIR:-/tmp}/corral-qubes-sanity-r43-$$(id -u) $(BIN_R43)/python tests/run_sanity.py --python 3.13
+
+# The Galaxy artifact: built, checked, installed into an empty collections path of a fresh Python 3.13
+# virtualenv with ansible-core 2.18 and the rehearsal package, and used from there (tests/run_artifact.py).
+artifact: setup setup-r43
+	$(BIN)/python tests/run_artifact.py --python $(BIN_R43)/python --constraints constraints-r43.txt
+
+# The docs site: antsibull-docs renders the plugins, roles and the guides in docs/ (docs/docsite), Sphinx
+# builds HTML offline (no intersphinx) with warnings as errors. Open docs/build/html/index.html.
+docs: setup
+	rm -rf $(DOCS_BUILD)
+	$(BIN)/python tests/build_docs.py --dest $(DOCS_BUILD)
+
 bench: setup
 	$(BIN)/python -m benchmarks.admin_api
 	$(BIN)/python -m benchmarks.converge
 
 clean:
-	rm -rf $(VENV) $(COLLECTIONS) .rehearsal .pytest_cache tests/output
+	rm -rf $(VENV) $(VENV_R43) $(COLLECTIONS) .rehearsal .pytest_cache tests/output $(DOCS_BUILD)

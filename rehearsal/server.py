@@ -110,11 +110,14 @@ class RehearsalServer:
             await companion.stop()
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            # after the connections' tasks: since Python 3.12 wait_closed waits for every connection,
+            # and an event subscriber's stays open until its task ends
+            await self._server.wait_closed()
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)
         if self.network is not None:

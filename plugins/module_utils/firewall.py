@@ -312,6 +312,8 @@ def rule_from_data(item, now: float, default_action: str | None = None) -> Wante
     elif expire.isdigit() and int(expire) <= now:
         raise RuleError(f"expire: {expire} is in the past; qubesd would drop the rule at once", "expire")
     rule = canonical(make_rule(options))
+    if rule.dst_type == "dsthost":
+        _check_numeric_name(rule.dsthost)
     if rule.specialtarget and rule.dsthost:
         raise RuleError("specialtarget: dns names the netvm's DNS servers; it cannot also have a dsthost",
                         "specialtarget")
@@ -320,8 +322,45 @@ def rule_from_data(item, now: float, default_action: str | None = None) -> Wante
     return WantedRule(rule, lifetime)
 
 
+def _check_numeric_name(host: str) -> None:
+    """Refuse a hostname that only looks like an IPv4 address.
+
+    qubesd takes ``192.0.2.256`` or ``10.1`` as a hostname, for the netvm to resolve when it applies
+    the rules.  No top-level domain is all digits, so such a name never resolves as a name; the
+    resolver reads the shorthands ``inet_aton`` accepts (``10.1``, ``3232235777``) as another
+    address than the one written, and refuses the rest (``192.0.2.256``).
+    """
+    try:
+        packed = socket.inet_aton(host)
+    except (OSError, ValueError):
+        packed = None
+    if packed is not None:
+        address = socket.inet_ntoa(packed)
+        raise RuleError(f"dsthost: {host!r} is a shorthand the netvm's resolver reads as the IPv4 address "
+                        f"{address}: write {address} (or the address you meant)", "dsthost")
+    if host.rstrip(".").rpartition(".")[2].isdigit():
+        raise RuleError(f"dsthost: {host!r} is not an IPv4 address (four numbers 0-255) and never resolves "
+                        f"as a hostname (no top-level domain is all digits)", "dsthost")
+
+
 def _matches_everything(rule: Rule) -> bool:
     return rule.dsthost is None and rule.proto is None and rule.specialtarget is None and rule.expire is None
+
+
+def _accepts_every_address(rule: Rule) -> str | None:
+    """What a permanent accept rule opens to every address of a family on every port (``0.0.0.0/0``
+    or ``::/0``, or no destination, without a port), or None.  ICMP and port-bound rules are kept."""
+    if rule.action != "accept" or rule.expire is not None or rule.specialtarget is not None:
+        return None
+    if rule.dstports is not None or rule.proto == "icmp":
+        return None
+    if rule.dsthost is None:
+        where = "every address"
+    elif rule.dst_type in ("dst4", "dst6") and rule.dsthost.endswith("/0"):
+        where = f"every IPv{rule.dst_type[-1]} address ({rule.dsthost})"
+    else:
+        return None
+    return f"{where} with {rule.proto or 'any protocol'} on every port"
 
 
 def rules_for_policy(policy: str, items, dns: bool | None, now: float) -> list[WantedRule]:
@@ -363,3 +402,8 @@ def _check_reachable(rule: Rule, before: list[Rule], policy: str) -> None:
         raise RuleError(f"can never match: rule {total} before it matches everything")
     if policy == "whitelist" and _matches_everything(rule) and rule.action == "accept":
         raise RuleError("accepts everything, which is no whitelist: use policy allow_all", "action")
+    opened = _accepts_every_address(rule) if policy == "whitelist" else None
+    if opened:
+        field = "dsthost" if rule.dsthost is not None else "proto"
+        raise RuleError(f"{field}: accepts {opened}, which is no whitelist: name the destinations, "
+                        f"add dstports, or use policy allow_all", field)

@@ -49,6 +49,9 @@ options:
     description:
       - The rules, in order. Keys are the options of the Qubes rule syntax; give only those that apply.
       - A rule that repeats an earlier one, or that comes after a rule matching everything, is refused.
+      - With O(policy=whitelist), an accept rule for every address of a family on every port (O(rules[].dsthost)
+        V(0.0.0.0/0) or V(::/0), or none, without O(rules[].dstports), and not ICMP) is refused, as it would make
+        the whitelist meaningless.
     type: list
     elements: dict
     suboptions:
@@ -61,6 +64,8 @@ options:
           - An IPv4 or IPv6 address, a network in CIDR form (C(198.51.100.0/24)), or a hostname.
           - A hostname may hold only lowercase letters, digits, C(-), C(.) and C(_). The netvm resolves it
             when it applies the rules (at start and on every change), not per connection.
+          - A name whose last label is all digits (V(192.0.2.256), V(10.1)) is refused, since it is no valid IPv4
+            address and never resolves as a hostname.
         type: str
       proto:
         description: V(tcp), V(udp) or V(icmp).

@@ -140,6 +140,12 @@ def test_rules_as_data_round_trip_through_the_line_syntax(options):
     options.pop("specialtarget", None)  # with a host or other ports it is refused as never matching
     if "expire" in options:
         options["expire"] = str(NOW + 1 + int(options["expire"]))
+    host = options.get("dsthost")
+    if host and firewall.parse_host(host)[0] == "dsthost" and host.rstrip(".").rpartition(".")[2].isdigit():
+        with pytest.raises(firewall.RuleError) as caught:  # a name with an all-digit top label: refused
+            firewall.rule_from_data(options, NOW)
+        assert caught.value.field == "dsthost"
+        return
     wanted = firewall.rule_from_data(options, NOW)
     read_back = firewall.parse_rule(wanted.rule.render())
     assert wanted.matches(read_back, NOW)
@@ -174,3 +180,61 @@ def test_policies():
     with pytest.raises(firewall.RuleError) as caught:
         firewall.rules_for_policy("exact", [{"action": "accept"}, {"action": "drop", "proto": "udp"}], None, NOW)
     assert caught.value.index == 1 and "rule 0 before it matches everything" in str(caught.value)
+
+
+@pytest.mark.parametrize("rule, field, words", [
+    ({"dsthost": "0.0.0.0/0"}, "dsthost", "every IPv4 address (0.0.0.0/0) with any protocol"),
+    ({"dsthost": "192.0.2.0/0"}, "dsthost", "every IPv4 address (0.0.0.0/0)"),
+    ({"dsthost": "::/0"}, "dsthost", "every IPv6 address (::/0) with any protocol"),
+    ({"dsthost": "0.0.0.0/0", "proto": "tcp"}, "dsthost", "with tcp on every port"),
+    ({"dsthost": "::/0", "proto": "udp"}, "dsthost", "with udp on every port"),
+    ({"proto": "tcp"}, "proto", "every address with tcp on every port"),
+    ({"action": "accept", "proto": "udp", "comment": "all"}, "proto", "every address with udp"),
+])
+def test_a_whitelist_refuses_a_rule_that_accepts_every_address(rule, field, words):
+    with pytest.raises(firewall.RuleError) as caught:
+        firewall.rules_for_policy("whitelist", [{"dsthost": "bank.example.com"}, rule], None, NOW)
+    assert (caught.value.index, caught.value.field) == (1, field)
+    assert words in str(caught.value) and "no whitelist" in str(caught.value)
+    assert str(caught.value).startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize("rule", [
+    {"dsthost": "0.0.0.0/0", "proto": "tcp", "dstports": 443},   # one port, everywhere: still a limit
+    {"dsthost": "::/0", "proto": "icmp"},                         # ping anywhere
+    {"dsthost": "0.0.0.0/1"},                                     # half the space is a (poor) choice, not everything
+    {"dsthost": "0.0.0.0/0", "action": "drop"},                   # dropping everything is what a whitelist does
+    {"dsthost": "0.0.0.0/0", "expire": "+3600"},                  # a temporary opening, as qvm-firewall allows
+])
+def test_a_whitelist_keeps_rules_that_still_limit(rule):
+    assert len(firewall.rules_for_policy("whitelist", [rule], False, NOW)) == 1
+
+
+def test_exact_rule_lists_may_accept_every_address():
+    """Only a whitelist promises to limit: an exact list is what the user wrote."""
+    wanted = firewall.rules_for_policy("exact", [{"action": "accept", "dsthost": "0.0.0.0/0"}], None, NOW)
+    assert [w.rule.render() for w in wanted] == ["action=accept dst4=0.0.0.0/0"]
+
+
+@pytest.mark.parametrize("host, words", [
+    ("192.0.2.256", "'192.0.2.256' is not an IPv4 address (four numbers 0-255) and never resolves"),
+    ("300.1.1.1", "never resolves as a hostname"),
+    ("1.2.3.4.5", "never resolves as a hostname"),
+    ("host.42", "never resolves as a hostname"),
+    ("10.1", "reads as the IPv4 address 10.0.0.1: write 10.0.0.1"),
+    ("3232235777", "reads as the IPv4 address 192.168.1.1"),
+    ("192.0.2.1.", "never resolves"),
+])
+def test_a_name_that_only_looks_like_an_ipv4_address_is_refused(host, words):
+    for policy in ("whitelist", "exact"):
+        with pytest.raises(firewall.RuleError) as caught:
+            firewall.rules_for_policy(policy, [{"action": "accept", "dsthost": host}], None, NOW)
+        assert caught.value.field == "dsthost" and caught.value.index == 0
+        assert words in str(caught.value), str(caught.value)
+    # qubesd itself takes it as a hostname: the grammar still reads such a rule from a qube
+    assert firewall.parse_rule(f"action=accept dsthost={host}").dst_type == "dsthost"
+
+
+@pytest.mark.parametrize("host", ["123.example.com", "a1", "1a.2b", "x-1.example.org", "2001:db8::1"])
+def test_names_with_digits_are_kept(host):
+    assert firewall.rule_from_data({"action": "accept", "dsthost": host}, NOW).rule.dsthost.startswith(host)
