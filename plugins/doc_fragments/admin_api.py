@@ -22,8 +22,10 @@ options:
 attributes:
   action:
     support: full
-    description: On a local connection without C(become) or a task C(environment), the action plugin runs the
-      task inside Ansible's process (same validation, same result); otherwise the module runs as usual.
+    description: On a local connection without C(become), C(async) or a task C(environment), the action plugin
+      runs the task inside Ansible's process (same validation, same result, C(no_log) values masked alike);
+      otherwise the module runs as usual. A connection into a qube (where there is no qubesd) is refused unless
+      the host sets C(corral_qubes_admin_host=true) (a management qube).
   platform:
     support: full
     platforms: [qubes]

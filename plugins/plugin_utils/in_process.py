@@ -97,7 +97,7 @@ class InProcessTask(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         if self.runs_in_process():
-            result.update(self.run_in_process(dict(self._task.args)))
+            result.update(self.run_in_process(plain(self._task.args)))
             return result
         transport = self._connection.transport
         if qube_connection(transport) and not (task_vars or {}).get(ADMIN_HOST_VAR):
@@ -142,6 +142,21 @@ class InProcessTask(ActionBase):
         if deprecations:
             result["deprecations"] = deprecations
         return mask(result, no_log_values)
+
+
+def plain(value):
+    """Arguments as a module receives them (through JSON): Ansible's own str, dict and list types made plain.
+
+    ansible-core 2.18 hands an action plugin YAML strings as ``AnsibleUnicode``, which a validator message
+    would name where the module names ``str``.
+    """
+    if isinstance(value, str):
+        return "" + value
+    if isinstance(value, dict):
+        return {plain(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    return value
 
 
 def mask(result: dict, no_log_values) -> dict:
