@@ -513,7 +513,7 @@ class QubePlanner:
 
     def _plan_removal(self) -> None:
         name = self.name
-        users = self._users_of(name)
+        users = users_of(self.reader, name)
         if users:
             raise PlanError("state", f"{name} cannot be removed while {', '.join(users)} use it: "
                             "change or remove those first")
@@ -523,20 +523,6 @@ class QubePlanner:
         if power != "halted":
             self.plan.add(f"kill {name}", lambda c: c.kill(name))
         self.plan.add(f"remove {name}", lambda c: c.remove(name))
-
-    def _users_of(self, name: str) -> list[str]:
-        """What refers to ``name`` in a way qubesd counts as use (explicit vm properties, prefs)."""
-        users = []
-        for other in self.reader.vms:
-            if other == name:
-                continue
-            for prop, value in self.reader.props(other).items():
-                if value.type == "vm" and not value.is_default and value.value == name:
-                    users.append(f"{other} ({prop})")
-        for prop, value in self.reader.props(None).items():
-            if value.type == "vm" and value.value == name:
-                users.append(f"qubes-prefs {prop}")
-        return users
 
     # -- new qubes --------------------------------------------------------------
 
@@ -1021,6 +1007,22 @@ def _count(number: int, one: str, many: str) -> str:
 def _only_planned(client):
     """A step that exists only in check mode (its source is not created yet); never applied."""
     raise RuntimeError("a step planned for a qube that does not exist cannot be applied")
+
+
+def users_of(reader: Reader, name: str) -> list[str]:
+    """What refers to ``name`` in a way qubesd counts as use: explicit vm properties, a qube's template even by
+    default (an AppVM on the default template still runs from it), and global preferences."""
+    users = []
+    for other in reader.vms:
+        if other == name:
+            continue
+        for prop, value in reader.props(other).items():
+            if value.type == "vm" and value.value == name and (not value.is_default or prop == "template"):
+                users.append(f"{other} ({prop})")
+    for prop, value in reader.props(None).items():
+        if value.type == "vm" and value.value == name:
+            users.append(f"qubes-prefs {prop}")
+    return users
 
 
 def plan_qube(reader: Reader, params: dict, check_mode: bool = False) -> Plan:

@@ -262,21 +262,6 @@ def read_installed(reader: engine.Reader, name: str) -> Installed | None:
     return Installed(name, entry.klass, managed, version, engine.power_word(entry.state))
 
 
-def users_of(reader: engine.Reader, name: str) -> list[str]:
-    """Qubes and global preferences that refer to template ``name`` (an AppVM's template counts even by default)."""
-    users = []
-    for other in reader.vms:
-        if other == name:
-            continue
-        for prop, value in reader.props(other).items():
-            if value.type == "vm" and value.value == name and (not value.is_default or prop == "template"):
-                users.append(f"{other} ({prop})")
-    for prop, value in reader.props(None).items():
-        if value.type == "vm" and value.value == name:
-            users.append(f"qubes-prefs {prop}")
-    return users
-
-
 # ---------------------------------------------------------------- planning
 
 
@@ -347,7 +332,7 @@ def plan(reader: engine.Reader, tool: Tool, params: dict) -> tuple[engine.Plan, 
     if state == "absent":
         to_remove = [name for name, item in installed.items() if item is not None]
         for name in to_remove:
-            users = [user for user in users_of(reader, name) if user.split(" ")[0] not in to_remove]
+            users = [user for user in engine.users_of(reader, name) if user.split(" ")[0] not in to_remove]
             if users:
                 raise engine.PlanError("names", f"{name} cannot be removed while {', '.join(users)} use it: "
                                                 "change or remove those first")
