@@ -111,6 +111,7 @@ def build_server(args) -> RehearsalServer:
         raise SystemExit(str(exc)) from None
     backend = roots.Roots(dom0, args.state, daemon_dir_for(args), network=net) if runs_roots else None
     if backend is not None:
+        backend.qrexec_socket = os.path.abspath(qrexec_socket_for(args))
         server.companions.append(backend)
     server.companions.append(qrexec.QrexecServer(server, store, qrexec_socket_for(args), roots=backend,
                                                  log=observe.CallLog(qrexec_log_for(args))))

@@ -10,10 +10,8 @@ to a temporary directory that is renamed when complete, under a lock, so
 concurrent test workers build it once; a missing or unfinished cache is
 rebuilt.
 
-Then the qubes' agent side is put in: the services ``qubes.VMShell`` and
-``qubes.VMRootShell`` in ``/etc/qubes-rpc`` (a shell reading its commands
-from stdin; the second one runs as root, see ``/etc/qubes/rpc-config``),
-the user ``user`` (uid 1000, home ``/home/user``) besides root.
+Then the user ``user`` (uid 1000, home ``/home/user``) is added besides
+root.  The qubes' agent files are a layer of their own (:mod:`rehearsal.roots`).
 """
 
 from __future__ import annotations
@@ -36,10 +34,8 @@ READY = ".corral-rootfs.json"
 """Written last into a complete root (what it was built from, and when)."""
 USER, USER_UID = "user", 1000
 
-SHELL_SERVICE = "#!/bin/sh\n# The commands come on stdin (qvm-run, Ansible's qrexec connection).\nexec /bin/sh\n"
-RPC_SERVICES = {"qubes.VMShell": SHELL_SERVICE, "qubes.VMRootShell": SHELL_SERVICE}
-RPC_CONFIG = {"qubes.VMRootShell": "force-user=root\n"}
-"""Per-service settings the rehearsal reads: ``force-user`` runs the service as that user."""
+VERSION = 2
+"""Of what :func:`customise` puts in; a cached root of another version is built again."""
 
 
 class BuildError(RuntimeError):
@@ -57,8 +53,12 @@ def path(name: str = DEFAULT_NAME) -> str:
 
 
 def ready(name: str = DEFAULT_NAME) -> bool:
-    """Whether a complete root filesystem is cached."""
-    return os.path.isfile(os.path.join(path(name), READY))
+    """Whether a complete root filesystem of this version is cached."""
+    try:
+        with open(os.path.join(path(name), READY), encoding="utf-8") as handle:
+            return json.load(handle).get("version") == VERSION
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 # -- the machine's apt sources --------------------------------------------------------------------
@@ -158,24 +158,14 @@ def _run(argv: list[str], log) -> None:
 
 
 def customise(root: str) -> None:
-    """The agent's files, the user, what a qube's root needs from the rehearsal."""
-    rpc = os.path.join(root, "etc", "qubes-rpc")
-    config = os.path.join(root, "etc", "qubes", "rpc-config")
-    os.makedirs(rpc, exist_ok=True)
-    os.makedirs(config, exist_ok=True)
-    for service, text in RPC_SERVICES.items():
-        with open(os.path.join(rpc, service), "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(os.path.join(rpc, service), 0o755)
-    for service, text in RPC_CONFIG.items():
-        with open(os.path.join(config, service), "w", encoding="utf-8") as handle:
-            handle.write(text)
+    """What a qube's root needs besides Debian: the user and ``/rw``.
+
+    The agent's files (``/etc/qubes-rpc``) are not in the cached root: the
+    rehearsal puts them in a layer of their own at each start (``rehearsal/agent``).
+    """
     _run(["chroot", root, "useradd", "--create-home", "--uid", str(USER_UID), "--user-group",
           "--shell", "/bin/bash", USER], None)
     os.makedirs(os.path.join(root, "rw"), exist_ok=True)
-    # apt inside a qube runs as root without a sandbox user switch that needs more than the rehearsal gives
-    with open(os.path.join(root, "etc", "apt", "apt.conf.d", "00corral-rehearsal"), "w", encoding="utf-8") as handle:
-        handle.write('APT::Sandbox::User "root";\n')
 
 
 def build(name: str = DEFAULT_NAME, force: bool = False, log=None, etc: str = "/etc/apt") -> tuple[str, float, bool]:
@@ -203,7 +193,7 @@ def build(name: str = DEFAULT_NAME, force: bool = False, log=None, etc: str = "/
             _run(["debootstrap", "--variant=minbase", f"--include={','.join(INCLUDE)}", suite, temp, mirror], log)
             customise(temp)
             with open(os.path.join(temp, READY), "w", encoding="utf-8") as handle:
-                json.dump({"suite": suite, "mirror": mirror, "include": list(INCLUDE),
+                json.dump({"version": VERSION, "suite": suite, "mirror": mirror, "include": list(INCLUDE),
                            "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, handle)
             if os.path.exists(target):
                 old = tempfile.mkdtemp(prefix=f".{name}.build-old-", dir=parent)

@@ -42,17 +42,22 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
 from ansible_collections.corral.qubes.plugins.module_utils import wire
 
-from rehearsal import netns, rootfs
+from rehearsal import netns, properties, qrexec_proto, rootfs
 
 LOG = logging.getLogger("rehearsal.roots")
 MARKER = "corral-qube-init"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TOOLS = ("unshare", "nsenter", "mount", "chroot", "cp")
+AGENT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent")
+UPDATES_PROXY = ("127.0.0.1", 8082)
+"""Where a template's package manager finds the updates proxy (Qubes' forwarder address)."""
+UPDATES_SERVICE = "qubes.UpdatesProxy"
 
 INIT = ('import os, signal, time; signal.signal(signal.SIGTERM, lambda *_: os._exit(0)); '
         'null = os.open("/dev/null", os.O_RDWR); os.write(1, b"ready\\n"); os.dup2(null, 0); os.dup2(null, 1); '
@@ -61,7 +66,7 @@ INIT = ('import os, signal, time; signal.signal(signal.SIGTERM, lambda *_: os._e
 
 SETUP = r"""
 set -e
-name=$1 mnt=$2 lower=$3 upper=$4 work=$5 private=$6 ownnet=$7
+name=$1 mnt=$2 lower=$3 upper=$4 work=$5 private=$6 ownnet=$7 template=$8 dns=$9
 if [ "$ownnet" = 1 ]; then ip link set lo up; fi
 mount -t overlay overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$work" "$mnt"
 mkdir -p "$mnt/rw" "$mnt/home" "$mnt/proc" "$mnt/dev" "$mnt/tmp" "$mnt/run" "$mnt/sys" "$private/home"
@@ -83,6 +88,14 @@ mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$mnt/sys" 2>/dev/null || true
 hostname "$name"
 echo "$name" > "$mnt/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$name" > "$mnt/etc/hosts"
+: > "$mnt/etc/resolv.conf.new"
+for server in $dns; do echo "nameserver $server" >> "$mnt/etc/resolv.conf.new"; done
+mv -f "$mnt/etc/resolv.conf.new" "$mnt/etc/resolv.conf"
+if [ "$template" = 1 ]; then
+    printf 'Acquire::http::Proxy "http://127.0.0.1:8082/";\n' > "$mnt/etc/apt/apt.conf.d/01qubes-proxy"
+else
+    rm -f "$mnt/etc/apt/apt.conf.d/01qubes-proxy"
+fi
 exec chroot "$mnt" /usr/bin/python3 -c "$INIT" __MARKER__ "$mnt"
 """.replace("__MARKER__", MARKER)
 
@@ -144,12 +157,18 @@ class Roots:
         self.base = base or rootfs.path()
         self.network = network
         self.running: dict[str, Running] = {}
+        self.agent = os.path.join(self.storage, ".agent")
+        """The agent's files (``rehearsal/agent``), a layer between every qube's own and the base."""
+        self.qrexec_socket: str | None = None
+        """Where the updates proxy forwarders make their qrexec calls (set by whoever serves qrexec)."""
+        self.forwarders: dict[str, asyncio.AbstractServer] = {}
 
     # -- lifecycle of the backend ---------------------------------------------------------------
 
     async def start(self) -> None:
         """Kill what a previous run left; give the qubes the state says are running their roots."""
         self.kill_stale()
+        self._install_agent()
         os.makedirs(self.daemon_dir, exist_ok=True)
         for entry in os.listdir(self.daemon_dir):
             if entry.startswith("qrexec."):
@@ -187,6 +206,14 @@ class Roots:
                     os.kill(int(entry), signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+    def _install_agent(self) -> None:
+        """The agent layer, fresh from the package (no qube runs yet, so no overlay holds it)."""
+        shutil.rmtree(self.agent, ignore_errors=True)
+        shutil.copytree(AGENT_DIR, self.agent, symlinks=True)
+        for dirpath, dirnames, filenames in os.walk(self.agent):
+            for entry in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
+                os.lchown(entry, 0, 0)
 
     # -- storage -------------------------------------------------------------------------------
 
@@ -234,11 +261,11 @@ class Roots:
             template = self.dom0.template_of(template)
         return template
 
-    def _layers(self, qube) -> tuple[str, str, str, str]:
-        """(lowerdir, upper, work, private) of a qube about to start."""
+    def _layers(self, qube) -> tuple[list[str], str, str, str]:
+        """(its own lower layers, upper, work, private) of a qube about to start (the agent and base go below)."""
         if qube.klass in ("TemplateVM", "StandaloneVM"):
             upper, work = self._persistent_root(qube.name)
-            return self.base, upper, work, self._private(qube.name)
+            return [], upper, work, self._private(qube.name)
         volatile = os.path.join(self.qube_dir(qube.name), "volatile")
         shutil.rmtree(volatile, ignore_errors=True)
         os.makedirs(volatile)
@@ -254,7 +281,7 @@ class Roots:
             self._copy(self._private(dvm.name), private)
         else:
             private = self._private(qube.name)
-        return f"{snapshot}:{self.base}", upper, work, private
+        return [snapshot], upper, work, private
 
     def volume_cloned(self, qube, volume: str, source, source_volume: str) -> None:
         """admin.vm.volume.CloneTo: the qube's volume becomes a copy of the source's (a StandaloneVM from a template)."""
@@ -294,8 +321,77 @@ class Roots:
         except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
             raise wire.QubesException(f"Failed to start {qube.name}: {exc}") from None
         self.running[qube.name] = run
+        if qube.klass == "TemplateVM":
+            try:
+                await self._start_forwarder(qube.name, run.init)
+            except OSError as exc:
+                LOG.error("roots: the updates proxy forwarder of %s could not listen: %s", qube.name, exc)
         with open(os.path.join(self.daemon_dir, f"qrexec.{qube.name}"), "w", encoding="ascii") as handle:
             handle.write(f"{run.init}\n")
+
+    # -- the updates proxy forwarder -----------------------------------------------------------
+
+    async def _start_forwarder(self, name: str, init: int) -> None:
+        """Listen on the template's 127.0.0.1:8082 (in its network namespace), as Qubes' forwarder does."""
+        sock = netns.socket_at(f"/proc/{init}/ns/net")
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(UPDATES_PROXY)
+            sock.listen(64)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self.forwarders[name] = await asyncio.start_server(
+            lambda reader, writer: self._forward(name, reader, writer), sock=sock)
+
+    async def _forward(self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection of the template's package manager: a qrexec call qubes.UpdatesProxy to @default."""
+        try:
+            q_reader, q_writer = await asyncio.open_unix_connection(self.qrexec_socket)
+        except (OSError, TypeError) as exc:
+            LOG.error("roots: updates proxy of %s: no qrexec socket: %s", name, exc)
+            writer.close()
+            return
+
+        async def upstream() -> None:
+            try:
+                while chunk := await reader.read(qrexec_proto.CHUNK):
+                    q_writer.write(chunk)
+                    await q_writer.drain()
+                q_writer.write_eof()
+            except (ConnectionError, OSError):
+                pass
+
+        q_writer.write(qrexec_proto.encode_request(name, "@default", UPDATES_SERVICE))
+        feeder = asyncio.ensure_future(upstream())
+        sent, stderr, status = False, b"", None
+        try:
+            while status is None:
+                kind, length = qrexec_proto.FRAME.unpack(await q_reader.readexactly(qrexec_proto.FRAME.size))
+                data = await q_reader.readexactly(length)
+                if kind == qrexec_proto.STDOUT:
+                    sent = True
+                    writer.write(data)
+                    await writer.drain()
+                elif kind == qrexec_proto.STDERR:
+                    stderr += data[:4096 - len(stderr)]
+                else:
+                    status = int(data)
+            if status != 0 and not sent:
+                # Qubes' forwarder just closes the connection; saying why names the policy in apt's error
+                why = "refused by the qrexec policy" if status == qrexec_proto.REFUSED else f"failed ({status})"
+                reason = f"qubes.UpdatesProxy from {name} {why}"
+                body = (reason + ": " + stderr.decode("utf-8", "replace").strip() + "\n").encode()
+                writer.write(f"HTTP/1.1 403 {reason}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                             .encode() + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, ValueError):
+            pass
+        finally:
+            feeder.cancel()
+            q_writer.close()
+            writer.close()
 
     def _spawn(self, qube) -> Running:
         started = time.monotonic()
@@ -305,7 +401,8 @@ class Roots:
         net, own_net = self._netns_argv(qube)
         argv = [*net, "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child",
                 "--propagation", "private", *(["--net"] if own_net else []),
-                "sh", "-c", SETUP, MARKER, qube.name, mnt, lower, upper, work, private, "1" if own_net else "0"]
+                "sh", "-c", SETUP, MARKER, qube.name, mnt, ":".join([*lower, self.agent, self.base]), upper, work, private,
+                "1" if own_net else "0", "1" if qube.klass == "TemplateVM" else "0", properties.DNS_SERVERS]
         console = open(os.path.join(self.qube_dir(qube.name), "console.log"), "ab")  # pylint: disable=consider-using-with
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=console,
@@ -329,6 +426,9 @@ class Roots:
 
     def _end(self, name: str) -> None:
         run = self.running.pop(name, None)
+        forwarder = self.forwarders.pop(name, None)
+        if forwarder is not None:
+            forwarder.close()
         try:
             os.unlink(os.path.join(self.daemon_dir, f"qrexec.{name}"))
         except FileNotFoundError:

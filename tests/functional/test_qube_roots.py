@@ -12,7 +12,7 @@ import time
 import pytest
 
 from harness import QREXEC_CLIENT, QREXEC_CLIENT_VM
-from rehearsal import roots, rootfs
+from rehearsal import netns, network, roots, rootfs
 
 REASONS = roots.unavailable()
 pytestmark = pytest.mark.skipif(bool(REASONS), reason=f"qube roots: {'; '.join(REASONS)}")
@@ -75,12 +75,9 @@ def test_a_command_runs_inside_the_qube(lab):
     assert sh(lab, "work", "id -un; echo $HOME; pwd", user="DEFAULT").split() == ["user", "/home/user", "/home/user"]
     assert sh(lab, "work", "getent passwd user root | cut -d: -f1,3,6").split() == ["user:1000:/home/user", "root:0:/root"]
     # the qube with a netvm is in the namespace the network realisation made for it
-    if os.path.exists("/run/netns"):
-        names = os.listdir("/run/netns")
-        ours = [name for name in names if name.endswith("-vm-work")]
-        if ours:
-            outer = os.stat(f"/run/netns/{ours[0]}").st_ino
-            assert f"net:[{outer}]" == lines[3]
+    namespace = network.Layout(lab.state_dir).namespace("work")
+    if netns.exists(namespace):
+        assert lines[3] == f"net:[{os.stat(os.path.join(netns.NETNS_DIR, namespace)).st_ino}]"
 
 
 def test_an_appvm_root_is_thrown_away_its_private_data_kept(lab):
