@@ -54,7 +54,7 @@ class Dom0:
         self.listeners: list = []
         self.backends: list = []
         """What runs the qubes (:class:`rehearsal.roots.Roots`): ``await qube_started(qube)`` (may raise
-        QubesException: the start fails), ``qube_stopped(qube)``, ``qube_removed(name)``,
+        QubesException: the start fails), ``qube_stopped(qube)``, ``qube_paused(qube, paused)``, ``qube_removed(name)``,
         ``volume_cloned(qube, volume, source, source_volume)``."""
         self.admin_policy = deny_all
         """``admin_policy(source, service, arg, target) -> bool``: may a qube's call see ``target``?"""
@@ -466,6 +466,8 @@ class Dom0:
             # libvirt refuses to suspend a paused domain; qubesd does not catch that.
             raise RuntimeError("libvirt: domain is already paused")
         qube.power_state = "Paused"
+        for backend in list(self.backends):
+            backend.qube_paused(qube, True)
         self.fire(qube, "domain-paused")
 
     def unpause(self, qube: Qube) -> None:
@@ -473,6 +475,8 @@ class Dom0:
         if qube.power_state not in ("Paused", "Suspended"):
             raise wire.QubesVMNotPausedError(f"Domain is not paused: '{qube.name}'")
         qube.power_state = "Running"
+        for backend in list(self.backends):
+            backend.qube_paused(qube, False)
         self.fire(qube, "domain-unpaused")
 
     def suspend(self, qube: Qube) -> None:
@@ -483,6 +487,8 @@ class Dom0:
             raise wire.QubesVMNotRunningError(
                 f"Domain not running (either powered off or paused): '{qube.name}'")
         qube.power_state = "Suspended"
+        for backend in list(self.backends):
+            backend.qube_paused(qube, True)
         self.fire(qube, "domain-suspended")
 
     # -- volumes ----------------------------------------------------------------------------------

@@ -313,7 +313,9 @@ class Roots:
         timeout = float(self.dom0.value(qube, "qrexec_timeout", 60) or 60)
         loop = asyncio.get_running_loop()
         try:
-            run = await asyncio.wait_for(loop.run_in_executor(None, self._spawn, qube), timeout)
+            # the network namespace is decided here, in the event loop's thread, where the network lives
+            net = self._netns_argv(qube)
+            run = await asyncio.wait_for(loop.run_in_executor(None, self._spawn, qube, net), timeout)
         except asyncio.TimeoutError:
             self._end(qube.name)
             raise wire.QubesException(f"Cannot connect to qrexec agent for {timeout:g} seconds, "
@@ -393,12 +395,12 @@ class Roots:
             q_writer.close()
             writer.close()
 
-    def _spawn(self, qube) -> Running:
+    def _spawn(self, qube, net_argv: tuple[list[str], bool]) -> Running:
         started = time.monotonic()
         lower, upper, work, private = self._layers(qube)
         mnt = os.path.join(self.qube_dir(qube.name), "mnt")
         os.makedirs(mnt, exist_ok=True)
-        net, own_net = self._netns_argv(qube)
+        net, own_net = net_argv
         argv = [*net, "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child",
                 "--propagation", "private", *(["--net"] if own_net else []),
                 "sh", "-c", SETUP, MARKER, qube.name, mnt, ":".join([*lower, self.agent, self.base]), upper, work, private,
@@ -419,6 +421,36 @@ class Roots:
             init = int(handle.read().split()[0])
         LOG.info("roots: %s runs (init %d) after %.3f s", qube.name, init, time.monotonic() - started)
         return Running(init, proc, started)
+
+    def qube_paused(self, qube, paused: bool) -> None:
+        """Pause, Suspend (SIGSTOP every process of the qube) or Unpause, Resume (SIGCONT)."""
+        run = self.running.get(qube.name)
+        if run is None:
+            return
+        for pid in self.processes(qube.name):
+            try:
+                os.kill(pid, signal.SIGSTOP if paused else signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+    def processes(self, name: str) -> list[int]:
+        """Host pids of every process in a running qube's PID namespace."""
+        run = self.running.get(name)
+        if run is None:
+            return []
+        try:
+            namespace = os.readlink(f"/proc/{run.init}/ns/pid")
+        except OSError:
+            return []
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.readlink(f"/proc/{entry}/ns/pid") == namespace:
+                        found.append(int(entry))
+                except OSError:
+                    continue
+        return found
 
     def qube_stopped(self, qube) -> None:
         """The qube halted (or was killed): end its processes, discard an AppVM's volatile layer."""

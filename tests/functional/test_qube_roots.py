@@ -225,3 +225,43 @@ def test_nothing_is_left_when_the_server_stops_or_after_a_crash(lab):
     lab.start()
     assert not set(left) & set(_inits_of(state))
     assert sh(lab, "work", "hostname") == "work\n"
+
+
+def test_a_paused_qube_does_not_run(lab):
+    """Pause stops every process of the qube (state T); Unpause lets them go on."""
+    client = lab.client()
+    client.start("work")
+    sleeper = subprocess.Popen([str(QREXEC_CLIENT), "-d", "work", "DEFAULT:sleep 300"], env=lab.qube_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        state = os.path.realpath(lab.state_dir)
+        init = _inits_of(state)
+        init = [pid for pid in init if _cmdline(pid).count(f"{state}/qubes/work/mnt".encode())][0]
+        namespace = os.readlink(f"/proc/{init}/ns/pid")
+
+        def states():
+            found = []
+            for entry in os.listdir("/proc"):
+                try:
+                    if entry.isdigit() and os.readlink(f"/proc/{entry}/ns/pid") == namespace:
+                        with open(f"/proc/{entry}/stat", encoding="ascii") as handle:
+                            found.append(handle.read().rsplit(")", 1)[1].split()[0])
+                except OSError:
+                    continue
+            return found
+
+        assert len(states()) >= 2 and "T" not in states()
+        client.pause("work")
+        assert set(states()) == {"T"}
+        client.unpause("work")
+        assert "T" not in states()
+        assert sh(lab, "work", "echo alive") == "alive\n"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def _cmdline(pid: int) -> bytes:
+    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+        return handle.read()
