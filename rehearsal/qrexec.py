@@ -226,6 +226,8 @@ class QrexecServer:
             except wire.QubesException as exc:
                 return self._reply(writer, qrexec_proto.REFUSED,
                                    stderr=f"qrexec: cannot start {name}: {exc}\n".encode())
+        while qube.power_state in ("Paused", "Suspended"):
+            await asyncio.sleep(0.05)  # its agent answers once it runs again, as a paused qube's does
         if self.roots is None or self.roots.init_of(name) is None:
             return self._reply(writer, qrexec_proto.NOT_FOUND, stderr=(
                 f"{service}: no such service in {name} (the rehearsal runs no root for it: --roots off)\n").encode())

@@ -254,7 +254,12 @@ def test_a_paused_qube_does_not_run(lab):
         assert len(states()) >= 2 and "T" not in states()
         client.pause("work")
         assert set(states()) == {"T"}
+        waiting = subprocess.Popen([str(QREXEC_CLIENT), "-d", "work", "DEFAULT:echo ran"], env=lab.qube_env(),
+                                   stdout=subprocess.PIPE)
+        time.sleep(0.5)
+        assert waiting.poll() is None, "a call into a paused qube waits"
         client.unpause("work")
+        assert waiting.communicate(timeout=30)[0] == b"ran\n"
         assert "T" not in states()
         assert sh(lab, "work", "echo alive") == "alive\n"
     finally:
