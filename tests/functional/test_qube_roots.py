@@ -7,11 +7,12 @@ import hashlib
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
 
-from harness import QREXEC_CLIENT, QREXEC_CLIENT_VM
+from harness import QREXEC_CLIENT, QREXEC_CLIENT_VM, ROOT
 from rehearsal import netns, network, roots, rootfs
 
 REASONS = roots.unavailable()
@@ -270,3 +271,12 @@ def test_a_paused_qube_does_not_run(lab):
 def _cmdline(pid: int) -> bytes:
     with open(f"/proc/{pid}/cmdline", "rb") as handle:
         return handle.read()
+
+
+def test_rootfs_build_reports_the_cached_root(base_root):
+    """``python -m rehearsal rootfs build`` finds the cached root and says so (and where)."""
+    result = subprocess.run([sys.executable, "-m", "rehearsal", "rootfs", "build"], capture_output=True, text=True,
+                            cwd=ROOT, check=False, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{base_root}: cached in ")
+    assert rootfs.ready()
