@@ -214,6 +214,9 @@ class Roots:
         for dirpath, dirnames, filenames in os.walk(self.agent):
             for entry in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
                 os.lchown(entry, 0, 0)
+        services = os.path.join(self.agent, "etc", "qubes-rpc")
+        for name in os.listdir(services):
+            os.chmod(os.path.join(services, name), 0o755)  # an installed package may not keep the modes
 
     # -- storage -------------------------------------------------------------------------------
 
