@@ -257,7 +257,7 @@ def run_call(argv: list[str], head: bytes, data: bytes | None = None, source_pat
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,  # noqa: S603 - no shell
                                 stderr=subprocess.PIPE)
     except OSError as exc:
-        raise AnsibleConnectionFailure(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
+        raise AnsibleConnectionFailure(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
     errors: list = []
     stderr_chunks: list = []
     feeder = threading.Thread(target=_feed, args=(proc.stdin, head, data, source_path, errors), daemon=True)
@@ -395,11 +395,11 @@ class Connection(ConnectionBase):
         try:
             timeout = admin.property_get(self.qube, "qrexec_timeout").native
         except wire.QubesVMNotFoundError as exc:
-            raise AnsibleConnectionFailure(f"the qube {self.qube} does not exist ({exc})") from exc
+            raise AnsibleConnectionFailure(f"the qube {self.qube} does not exist ({exc})") from None
         except wire.QubesException as exc:
             raise AnsibleConnectionFailure(
                 f"cannot read the qrexec_timeout of the qube {self.qube} from qubesd at {socket_path}: "
-                f"{type(exc).__name__}: {exc}") from exc
+                f"{type(exc).__name__}: {exc}") from None
         try:
             timeout = int(timeout) if timeout else DEFAULT_QREXEC_TIMEOUT
         except (TypeError, ValueError):
@@ -409,7 +409,7 @@ class Connection(ConnectionBase):
             admin.start(self.qube)
         except wire.QubesException as exc:
             raise AnsibleConnectionFailure(
-                f"the qube {self.qube} did not start: {type(exc).__name__}: {exc}") from exc
+                f"the qube {self.qube} did not start: {type(exc).__name__}: {exc}") from None
         deadline = time.monotonic() + timeout
         while not os.path.exists(daemon):
             if time.monotonic() >= deadline:

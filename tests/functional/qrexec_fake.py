@@ -7,8 +7,10 @@ import base64
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import sys
+import threading
 
 from ansible import errors
 
@@ -59,6 +61,63 @@ class FakeQrexec:
         if not self.log.exists():
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+
+class DaemonWatcher:
+    """Keeps a fake's daemon directory in step with a rehearsal dom0, as qubesd starts and stops qrexec daemons.
+
+    It follows ``admin.Events`` (one Admin API call, logged once): ``domain-start`` makes ``qrexec.QUBE``,
+    ``domain-shutdown`` removes it. Qubes in ``ignore`` never get one (a qrexec agent that never answers).
+    """
+
+    def __init__(self, dom0, fake: FakeQrexec, ignore=()):
+        from harness import subscribe  # pylint: disable=import-outside-toplevel
+
+        self.fake = fake
+        self.ignore = set(ignore)
+        self.sock = subscribe(dom0.socket)
+        self.sock.settimeout(None)
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._follow, daemon=True)
+        self.thread.start()
+        assert self.ready.wait(10), "admin.Events did not start"
+        for name, entry in dom0.client().list_vms().items():
+            if entry.state == "Running" and entry.klass != "AdminVM":
+                self._started(name)
+
+    def _started(self, qube: str) -> None:
+        if qube not in self.ignore:
+            self.fake.start(qube)
+
+    def _follow(self) -> None:
+        # imported here: the driver process (below) must let Ansible's loader import the collection first
+        from ansible_collections.corral.qubes.plugins.module_utils import wire  # pylint: disable=import-outside-toplevel
+
+        buffer = b""
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            events, buffer = wire.parse_events(buffer + chunk)
+            for subject, event, _kwargs in events:
+                if event == "connection-established":
+                    self.ready.set()
+                elif event == "domain-start":
+                    self._started(subject)
+                elif event == "domain-shutdown":
+                    (self.fake.daemon_dir / f"qrexec.{subject}").unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Stop following."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(10)
 
 
 class Connections:
