@@ -184,7 +184,7 @@ display = Display()
 
 CHUNK = 1024 * 1024
 READY = b"corral-qrexec\n"
-"""What the service's shell prints before it runs the command: its absence means the service never ran."""
+"""What the command's own shell prints first: its absence means the service never ran."""
 REFUSED = 126
 """qrexec's exit status for a call that the policy refuses."""
 DOM0_NAMES = frozenset({"dom0", "@adminvm"})
@@ -192,8 +192,14 @@ DEFAULT_QREXEC_TIMEOUT = 60
 
 
 def command_line(cmd: str) -> bytes:
-    """The line that the service's shell reads: mark that the service runs, then become ``/bin/sh -c CMD``."""
-    return to_bytes(f"printf '{READY.decode().strip()}\\n'; exec /bin/sh -c {shlex.quote(cmd)}\n")
+    """The one line that the service's shell reads.
+
+    The shell replaces itself with ``/bin/sh -c``, whose script (an argument, not input) prints
+    :data:`READY` and then runs ``cmd``. Once READY arrives, the service's shell is gone, so whatever
+    follows on standard input is the command's, even with a shell that reads its input in blocks.
+    """
+    script = f"printf '{READY.decode().strip()}\\n'\n{cmd}"
+    return to_bytes(f"exec /bin/sh -c {shlex.quote(script)}\n")
 
 
 def put_command(out_path: str) -> str:
@@ -218,87 +224,105 @@ class _Result:
         self.stderr = stderr
 
 
-def _feed(stream, head: bytes, data: bytes | None, source_path: str | None, errors: list) -> None:
-    """Write the command line, then ``data`` or the file at ``source_path`` in chunks, then close."""
-    try:
-        stream.write(head)
-        if data:
-            stream.write(data)
-        if source_path is not None:
-            with open(source_path, "rb") as source:
-                shutil.copyfileobj(source, stream, CHUNK)
-    except BrokenPipeError:
-        pass  # the service ended without reading everything; its status tells why
-    except OSError as exc:
-        errors.append(exc)
-    finally:
+class _Call:
+    """One running qrexec call: the command line in, then (once the command runs) its input, streamed."""
+
+    def __init__(self, proc: subprocess.Popen, head: bytes, data: bytes | None, source_path: str | None):
+        self.proc = proc
+        self.head = head
+        self.data = data
+        self.source_path = source_path
+        self.started = threading.Event()
+        self.ran = False
+        self.errors: list = []
+        self.stderr: list = []
+
+    def feed(self) -> None:
+        """Write the command line; after READY, ``data`` or the file at ``source_path`` in chunks; then close."""
+        stream = self.proc.stdin
         try:
-            stream.close()
+            stream.write(self.head)
+            stream.flush()
+            if self.data or self.source_path is not None:
+                self.started.wait()
+                if self.ran and self.data:
+                    stream.write(self.data)
+                if self.ran and self.source_path is not None:
+                    with open(self.source_path, "rb") as source:
+                        shutil.copyfileobj(source, stream, CHUNK)
         except BrokenPipeError:
-            pass
+            pass  # the service ended without reading everything; its status tells why
+        except OSError as exc:
+            self.errors.append(exc)
+        finally:
+            try:
+                stream.close()
+            except BrokenPipeError:
+                pass
 
+    def drain_stderr(self) -> None:
+        """Read standard error to its end."""
+        while True:
+            chunk = self.proc.stderr.read1(CHUNK)
+            if not chunk:
+                break
+            self.stderr.append(chunk)
 
-def _drain(stream, into: list) -> None:
-    """Read a stream to its end into a list of chunks."""
-    while True:
-        chunk = stream.read1(CHUNK) if hasattr(stream, "read1") else stream.read(CHUNK)
-        if not chunk:
-            break
-        into.append(chunk)
+    def read_stdout(self, sink) -> bytes:
+        """Standard output after READY, into ``sink`` (a binary file) or returned; all of it if READY never came."""
+        kept: list = []
+        seen = b""
+        try:
+            while True:
+                chunk = self.proc.stdout.read1(CHUNK)
+                if not chunk:
+                    break
+                if not self.ran:
+                    seen += chunk
+                    if len(seen) < len(READY) and READY.startswith(seen):
+                        continue
+                    if not seen.startswith(READY):
+                        self.started.set()  # the input is not sent: nobody would read it
+                        break  # not the command's shell: qrexec's own words, kept for the message
+                    self.ran = True
+                    self.started.set()
+                    chunk, seen = seen[len(READY):], b""
+                if sink is not None:
+                    sink.write(chunk)
+                else:
+                    kept.append(chunk)
+            if seen:
+                kept.append(seen)
+                kept.append(self.proc.stdout.read())
+        finally:
+            self.started.set()
+        return b"".join(kept)
 
 
 def run_call(argv: list[str], head: bytes, data: bytes | None = None, source_path: str | None = None,
              sink=None) -> _Result:
-    """One qrexec call: standard input streamed in, standard output into ``sink`` (a binary file) or kept.
-
-    The first bytes of the output must be :data:`READY`, printed by the service's shell; they are removed.
-    """
+    """One qrexec call: standard input streamed in, standard output into ``sink`` (a binary file) or kept."""
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,  # noqa: S603 - no shell
                                 stderr=subprocess.PIPE)
     except OSError as exc:
         raise AnsibleConnectionFailure(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
-    errors: list = []
-    stderr_chunks: list = []
-    feeder = threading.Thread(target=_feed, args=(proc.stdin, head, data, source_path, errors), daemon=True)
-    reader = threading.Thread(target=_drain, args=(proc.stderr, stderr_chunks), daemon=True)
+    call = _Call(proc, head, data, source_path)
+    feeder = threading.Thread(target=call.feed, daemon=True)
+    reader = threading.Thread(target=call.drain_stderr, daemon=True)
     feeder.start()
     reader.start()
-    kept: list = []
-    seen = b""
-    ran = False
     try:
-        while True:
-            chunk = proc.stdout.read1(CHUNK)
-            if not chunk:
-                break
-            if not ran:
-                seen += chunk
-                if len(seen) < len(READY) and READY.startswith(seen):
-                    continue
-                if not seen.startswith(READY):
-                    kept.append(seen)  # not our shell: qrexec's own output, kept for the message
-                    seen = b""
-                    continue
-                ran = True
-                chunk, seen = seen[len(READY):], b""
-                if not chunk:
-                    continue
-            if sink is not None and ran:
-                sink.write(chunk)
-            else:
-                kept.append(chunk)
-        if seen:
-            kept.append(seen)
+        stdout = call.read_stdout(sink)
     finally:
         proc.stdout.close()
         feeder.join()
         reader.join()
         proc.stderr.close()
         returncode = proc.wait()
-    if errors:
-        raise AnsibleError(f"reading the input for {argv[0]} failed: {errors[0]}")
-    return _Result(returncode, ran, b"".join(kept), b"".join(stderr_chunks))
+    if call.errors:
+        raise AnsibleError(f"reading the input for {argv[0]} failed: {call.errors[0]}")
+    return _Result(returncode, call.ran, stdout, b"".join(call.stderr))
 
 
 class Connection(ConnectionBase):

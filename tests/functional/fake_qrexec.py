@@ -12,9 +12,11 @@ It keeps the stand-ins' contract, with this machine in place of the qube:
 * vm: ``$REHEARSAL_QUBE`` is the caller; the calls allowed are ``SERVICE:TARGET`` pairs in
   ``$FAKE_QREXEC_ALLOW``; any other is refused (exit status 126, "Request refused"); an allowed call to a
   halted qube starts it (its daemon socket appears);
-* ``qubes.VMShell`` and ``qubes.VMRootShell`` run ``bash`` reading the call's standard input (as the
-  user of the call, through ``runuser`` when it is not this process's user); standard input, output and
-  error stream through untouched and the exit status is the shell's;
+* ``qubes.VMShell`` and ``qubes.VMRootShell`` run a shell reading the call's standard input
+  (``$FAKE_QREXEC_SHELL``, by default ``/bin/sh``: dash on Debian, which reads a pipe in blocks, unlike
+  the ``bash`` of Qubes' services), as the user of the call (through ``runuser`` when it is not this
+  process's user); standard input, output and error stream through untouched and the exit status is the
+  shell's;
 * every call is one JSON line in ``$FAKE_QREXEC_LOG``.
 """
 
@@ -42,11 +44,12 @@ def _exists(qube: str) -> bool:
 
 
 def _shell(user: str) -> int:
-    """Become ``bash`` as ``user`` on this call's standard streams."""
+    """Become the shell, as ``user``, on this call's standard streams."""
+    shell = os.environ.get("FAKE_QREXEC_SHELL") or "/bin/sh"
     if user in ("root", getpass.getuser()) and (user != "root" or os.geteuid() == 0):
-        argv = ["/bin/bash"]
+        argv = [shell]
     else:
-        argv = ["runuser", "-u", user, "--", "/bin/bash"]
+        argv = ["runuser", "-u", user, "--", shell]
     sys.stdout.flush()
     os.execvp(argv[0], argv)
     return 127  # not reached

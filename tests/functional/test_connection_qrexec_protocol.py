@@ -89,7 +89,13 @@ def test_quoting_carries_every_character(fake):
     assert len(fake.calls()) == 2
 
 
-def test_the_input_after_the_command_line_reaches_the_command_byte_for_byte(fake):
+@pytest.mark.parametrize("shell", ["/bin/bash", "/bin/dash"])
+def test_the_input_after_the_command_line_reaches_the_command_byte_for_byte(fake, shell, monkeypatch):
+    # bash (Qubes' services) reads a pipe a byte at a time; dash reads blocks, and would swallow the input
+    # that follows the command line if the plugin sent it before the command runs
+    monkeypatch.setenv("FAKE_QREXEC_SHELL", shell)
+    fake.driver.close()
+    fake.driver = Connections()
     conn = dom0_conn(fake)
     every_byte = bytes(range(256)) * 64
     rc, out, _err = conn.exec_command("cat", in_data=every_byte)
