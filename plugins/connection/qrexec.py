@@ -20,7 +20,8 @@ description:
     the target, and dom0's qrexec starts a halted target itself.
   - The command travels on the service's standard input as one shell line, followed by the task's input
     (pipelining) or the file's bytes, streamed in both directions; files of any size and content are copied
-    byte for byte, never held in memory whole.
+    byte for byte, never held in memory whole. An upload goes to a temporary file beside the destination,
+    renamed over it when complete.
   - From dom0, a qube is known to run when its qrexec daemon socket (C(qrexec.QUBE) in O(qrexec_daemon_dir))
     exists, which costs no Admin API call. A qube that does not run is started once, when the first command
     needs it, with one C(admin.vm.Start) (after one C(admin.vm.property.Get) of its C(qrexec_timeout)), and the
@@ -127,8 +128,10 @@ options:
       - section: corral_qrexec_connection
         key: qubesd_socket
 notes:
-  - The services run C(bash) in the qube (as Qubes' C(qubes.VMShell) does), which reads its standard input one
-    byte at a time, so the line that carries the command leaves the rest of the input to the command.
+  - The service's shell reads the command line only; the command's own shell prints a marker first, and the
+    plugin sends the input only once it has seen it. So nothing is lost whatever shell the qube's C(qubes.VMShell)
+    runs and however it reads (Qubes' runs C(bash), which reads a byte at a time; C(dash) reads blocks), and a
+    call that never reached the qube (refused, no such qube) is told apart from a command's own exit status.
   - C(become) works as on any POSIX host (C(sudo) in a qube needs no password); a become method that prompts for
     a password is refused, the qube's root is reached with O(remote_user=root) instead.
   - Use the inventory plugin M(corral.qubes.qubes) with C(connection=corral.qubes.qrexec) to hand its qubes this
