@@ -134,7 +134,7 @@ notes:
     call that never reached the qube (refused, no such qube) is told apart from a command's own exit status.
   - C(become) works as on any POSIX host (C(sudo) in a qube needs no password); a become method that prompts for
     a password is refused, the qube's root is reached with O(remote_user=root) instead.
-  - Use the inventory plugin M(corral.qubes.qubes) with C(connection=corral.qubes.qrexec) to hand its qubes this
+  - Use the inventory plugin P(corral.qubes.qubes#inventory) with C(connection=corral.qubes.qrexec) to hand its qubes this
     connection; the collection's Admin API modules still run on dom0 (C(delegate_to) a dom0 host).
 """
 

@@ -256,3 +256,11 @@ def test_a_qube_whose_qrexec_never_answers_times_out(dom0, tmp_path):
     assert "the qube personal started but its qrexec daemon" in unreachable(output, "personal")
     assert "within its qrexec_timeout of 1 s" in output
     assert calls == [] and api == ["admin.vm.property.Get", "admin.vm.Start"]
+
+
+def test_admin_api_modules_refuse_this_connection(rig):
+    """The collection's modules talk to qubesd, which is not inside a qube: refused, nothing run in the qube."""
+    results, output, calls, api = rig.play("work", [{"corral.qubes.qube": {"name": "work", "label": "red"}}])
+    assert results[0]["failed"] and "leads into the qube work, where there is no qubesd" in results[0]["msg"], output
+    assert results[0]["msg"].startswith("corral.qubes.qube talks to qubesd")
+    assert calls == [] and api == []

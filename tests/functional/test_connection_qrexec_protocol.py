@@ -176,8 +176,8 @@ def test_dom0_and_bad_names_are_refused_before_any_call(fake):
 
 
 def test_the_qube_option_overrides_the_host(fake):
-    conn = fake.driver.connection(remote_addr="some-host", qube="work", qrexec_from="dom0", qrexec_client=fake.qrexec_client,
-                      qrexec_daemon_dir=str(fake.daemon_dir))
+    conn = fake.driver.connection(remote_addr="some-host", qube="work", qrexec_from="dom0",
+                                  qrexec_client=fake.qrexec_client, qrexec_daemon_dir=str(fake.daemon_dir))
     assert conn.exec_command("true")[0] == 0
     assert fake.calls()[0]["target"] == "work"
 
@@ -231,11 +231,11 @@ def test_remote_user_from_dom0(fake):
 
 
 def test_auto_detection_prefers_dom0s_client(fake):
-    conn = fake.driver.connection(remote_addr="work", qrexec_client=fake.qrexec_client, qrexec_client_vm=fake.qrexec_client_vm,
-                      qrexec_daemon_dir=str(fake.daemon_dir))
+    conn = fake.driver.connection(remote_addr="work", qrexec_client=fake.qrexec_client,
+                                  qrexec_client_vm=fake.qrexec_client_vm, qrexec_daemon_dir=str(fake.daemon_dir))
     conn.exec_command("true")
     conn = fake.driver.connection(remote_addr="work", qrexec_client=str(fake.bin / "absent"),
-                      qrexec_client_vm=fake.qrexec_client_vm)
+                                  qrexec_client_vm=fake.qrexec_client_vm)
     conn.exec_command("true")
     assert [call["side"] for call in fake.calls()] == ["dom0", "vm"]
     conn = fake.driver.connection(remote_addr="work", qrexec_client="no-such-qrexec-client", qrexec_client_vm="no-such-either")

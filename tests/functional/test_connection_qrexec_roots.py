@@ -190,7 +190,7 @@ def test_package_installs_with_apt_inside_the_qube(lab):
 def test_a_large_binary_file_both_ways(lab):
     big = lab.tmp_path / "big.bin"
     with open(big, "wb") as stream:
-        for _ in range(70):
+        for _mib in range(70):
             stream.write(os.urandom(1024 * 1024))
     digest = hashlib.sha256(big.read_bytes()).hexdigest()
     tasks = [{"ansible.builtin.copy": {"src": str(big), "dest": "/rw/big.bin", "mode": "0600"}},
