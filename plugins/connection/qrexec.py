@@ -168,6 +168,7 @@ EXAMPLES = r"""
 """
 
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -192,6 +193,7 @@ REFUSED = 126
 """qrexec's exit status for a call that the policy refuses."""
 DOM0_NAMES = frozenset({"dom0", "@adminvm"})
 DEFAULT_QREXEC_TIMEOUT = 60
+USER_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_.-]*\Z")
 
 
 def command_line(cmd: str) -> bytes:
@@ -341,7 +343,6 @@ class Connection(ConnectionBase):
         self.qube = None
         self.side = None
         self.executable = None
-        self.calls = 0
 
     # -- where and how ---------------------------------------------------------------------------------
 
@@ -399,6 +400,10 @@ class Connection(ConnectionBase):
         if self._connected:
             return self
         self.qube = self._target()
+        if not USER_NAME.match(self.user):
+            raise AnsibleConnectionFailure(
+                f"corral.qubes.qrexec: remote_user {self.user!r} for the qube {self.qube} is not a user name "
+                "(letters, digits, '_', '.', '-')")
         self.side, self.executable = self._side()
         self._play_context.remote_user = self.user
         display.vvv(f"QREXEC {self.side} -> {self.qube} as {self.user} ({self.executable})", host=self.qube)
@@ -450,7 +455,6 @@ class Connection(ConnectionBase):
     def _call(self, cmd: str, data: bytes | None = None, source_path: str | None = None, sink=None) -> _Result:
         argv = self._argv()
         display.vvv(f"QREXEC {shlex.join(argv)} <<< {cmd}", host=self.qube)
-        self.calls += 1
         result = run_call(argv, command_line(cmd), data=data, source_path=source_path, sink=sink)
         if not result.ran:
             raise AnsibleConnectionFailure(self._failure_message(result))

@@ -172,6 +172,8 @@ def test_dom0_and_bad_names_are_refused_before_any_call(fake):
             dom0_conn(fake, name).exec_command("true")
     with pytest.raises(AnsibleConnectionFailure, match=r"'bad name;' is not a qube name"):
         dom0_conn(fake, "bad name;").exec_command("true")
+    with pytest.raises(AnsibleConnectionFailure, match=r"remote_user 'root:QUBESRPC x' for the qube work is not a user"):
+        dom0_conn(fake, remote_user="root:QUBESRPC x").exec_command("true")
     assert fake.calls() == []
 
 
