@@ -101,6 +101,7 @@ ARGUMENT_SPECS = {
         sections={"type": "list", "elements": "str", "default": list(engine.INFO_SECTIONS),
                   "choices": list(engine.INFO_SECTIONS)},
         missing={"type": "str", "default": "fail", "choices": ["fail", "skip"]},
+        features_only={"type": "list", "elements": "str"},
     ),
 }
 
@@ -263,7 +264,8 @@ def _info(reader: engine.Reader, params: dict) -> dict:
                            "read global preferences with corral.qubes.prefs in check mode"}
         qubes, details = {}, {}
         for name in wanted:
-            qubes[name], details[name] = engine.describe_qube(reader, name, params["sections"])
+            qubes[name], details[name] = engine.describe_qube(reader, name, params["sections"],
+                                                                   params.get("features_only"))
     except wire.QubesException as exc:
         return {"failed": True, "changed": False, "msg": f"reading qubes failed: {type(exc).__name__}: {exc}"}
     return {"changed": False, "qubes": qubes, "details": details, "missing": missing}

@@ -40,6 +40,12 @@ options:
     elements: str
     choices: [properties, features, tags, volumes, firewall]
     default: [properties, features, tags, volumes, firewall]
+  features_only:
+    description:
+      - Read only these features (and C(service.NAME) features for services), one call each, instead of every
+        feature of each qube. Left out, all are read.
+    type: list
+    elements: str
   missing:
     description:
       - What a name of O(names) that is no qube does. V(fail) fails the task naming it; V(skip) leaves it out
