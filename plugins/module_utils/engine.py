@@ -34,6 +34,9 @@ TAGS_MODES = ("exact", "add")
 PROTECTED_TAG_PREFIXES = ("created-by-", "disp-created-by-", "guivm-", "audiovm-")
 """Tags qubesd sets itself; exact mode never removes them and a layout cannot set them."""
 
+CREATED_FEATURE = "corral-created"
+"""Feature set on every qube corral.qubes.qube creates: the qubes a layout's ``prune`` may remove."""
+
 TOP_LEVEL_PROPERTIES = ("label", "template", "netvm")
 NOT_COPIED = frozenset({"label", "template", "name", "installed_by_rpm", "backup_timestamp"})
 """Properties a clone does not take from its source."""
@@ -75,6 +78,14 @@ class Reader:
         self._pools = None
         self._volume_names: dict = {}
         self._volume_info: dict = {}
+        self.created_in_run = None
+        """Names an earlier task of this run creates (check mode assumes only these); None: any name."""
+
+    @property
+    def hidden_by_policy(self) -> bool:
+        """Whether a qube missing from ``admin.vm.List`` may exist but be hidden (the qrexec transport of a
+        management qube, where the admin policy filters the list)."""
+        return getattr(self.client.transport, "local", True) is False
 
     @property
     def vms(self) -> dict[str, formats.VmListEntry]:
@@ -461,14 +472,24 @@ def missing_qube(reader: Reader, plan: Plan, check_mode: bool, field: str, name:
     """Whether qube ``name`` is missing: an error naming ``field``, or in check mode a warning.
 
     In check mode an earlier task of the same run may create the qube, so the
-    plan goes on (with ``assumed`` said in the warning) without what needs it.
+    plan goes on (with ``assumed`` said in the warning) without what needs it
+    - only for the names in ``reader.created_in_run`` when it is set (what
+    the layout creates); any other name is the same error as in a real run.
+    Through a management qube's qrexec transport a missing qube may be hidden
+    by the admin policy, and the error says so.
     """
     if name in reader.vms:
         return False
-    if check_mode:
+    planned = reader.created_in_run
+    if check_mode and (planned is None or name in planned):
         plan.warnings.append(f"{where or field}: {name} does not exist yet; check mode assumes an earlier task "
                              f"of this run creates it{assumed}")
         return True
+    if reader.hidden_by_policy:
+        raise PlanError(field, f"no qube named {name!r} is visible to this management qube: its admin policy may "
+                               "hide it (add it to the qubes the management qube manages), or it does not exist")
+    if check_mode:
+        hint = f"{hint}; nothing in this run creates it (created_in_run: {', '.join(planned) or 'none'})"
     raise PlanError(field, f"no qube named {name!r}{hint}")
 
 
@@ -597,6 +618,7 @@ class QubePlanner:
             after["properties"] = after_props
 
         scratch: dict = {}  # a new qube's "before" is only its absence
+        self.spec.features.setdefault(CREATED_FEATURE, "1")  # what prune may remove, later
         self._plan_features(dict(copy_features), scratch, after)
         self._plan_tags(copy_tags, scratch, after)
         self._plan_new_volumes(klass, template, source, scratch, after)
@@ -1188,7 +1210,7 @@ def describe_qube(reader: Reader, name: str, sections=INFO_SECTIONS) -> tuple[di
                                  for prop, value in props.items()}
     if "features" in sections:
         features = reader.features(name)
-        layout["features"] = {k: v for k, v in features.items() if not k.startswith("service.")}
+        layout["features"] = {k: v for k, v in features.items() if not k.startswith("service.") and k != CREATED_FEATURE}
         layout["services"] = {k[len("service."):]: v == "1" for k, v in features.items() if k.startswith("service.")}
     if "tags" in sections:
         details["tags"] = reader.tags(name)
