@@ -172,11 +172,7 @@ class Layout:
             for key in VM_TYPED_KEYS:
                 if isinstance(entry.get(key), str) and entry[key] not in ("", engine.DEFAULT):
                     self.refs.append((f"{path}.{key}", entry[key]))
-            klass = entry.get("class") if entry.get("class") in schema.CLASSES else "AppVM"
-            table = schema.class_properties(klass)
-            for prop, value in (entry.get("properties") or {}).items():
-                if table.get(prop) == "vm" and isinstance(value, str) and value not in ("", engine.DEFAULT):
-                    self.refs.append((f"{path}.properties.{prop}", value))
+            self._properties(path, entry)
             for index, item in enumerate(entry.get("devices") or []):
                 where = f"{path}.devices[{index}]"
                 try:
@@ -188,6 +184,23 @@ class Layout:
                     self.refs.append((f"{where}.device", wanted.backend))
             if entry.get("firewall") is not None:
                 self._check_firewall(f"{path}.firewall", name, entry["firewall"], {})
+
+    def _properties(self, path: str, entry: dict) -> None:
+        """Property names of the entry's class (any class when it gives none), and the qubes they name."""
+        classes = [entry["class"]] if entry.get("class") in schema.CLASSES else list(schema.CLASSES)
+        table: dict = {}
+        for klass in classes:
+            table.update(schema.class_properties(klass))
+        for prop, value in (entry.get("properties") or {}).items():
+            where = f"{path}.properties.{prop}"
+            if prop not in table:
+                close = difflib.get_close_matches(str(prop), [p for p in table if schema.writable(p)], 1)
+                self.problems.add(where, f"no property {prop!r}" + (f" (did you mean {close[0]}?)" if close else "")
+                                  + (f" for {classes[0]}" if len(classes) == 1 else ""))
+            elif not schema.writable(prop):
+                self.problems.add(where, f"{prop} is set by qubesd and cannot be changed")
+            elif table[prop] == "vm" and isinstance(value, str) and value not in ("", engine.DEFAULT):
+                self.refs.append((where, value))
 
     def _check_firewall(self, path: str, qube: str, value, lists: dict):
         """A qube's firewall setting, with the firewall module's own rule checks; its canonical rule lines."""
