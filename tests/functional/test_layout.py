@@ -120,7 +120,8 @@ def test_check_mode_assumes_only_what_the_layout_creates(dom0, tmp_path, player)
     # the role: the reference layout passes in check mode (sys-vpn-work is created by the layout) ...
     proc = run_role(dom0, tmp_path, reference_vars(), "--check")
     assert proc.returncode == 0, proc.stdout
-    assert "sys-vpn-work does not exist yet; check mode assumes an earlier task of this run creates it" in proc.stdout
+    assert "sys-vpn-work does not exist yet; check mode assumes an earlier task of this run creates it" in (
+        proc.stdout + proc.stderr)
     # ... and the module with created_in_run refuses a name nothing creates, as a real run does
     tasks = [{"corral.qubes.qube": {"name": "a", "label": "red", "netvm": "net-a", "created_in_run": ["a", "net-a"]}},
              {"corral.qubes.qube": {"name": "b", "label": "red", "netvm": "sys-firewal", "created_in_run": ["b"]}},
@@ -184,10 +185,11 @@ def test_drift_is_reported_and_pruned_only_on_request(dom0, tmp_path):
     mark = dom0.mark()
     report = run_role(dom0, tmp_path, smaller, name="smaller")
     assert report.returncode == 0 and "changed=0" in report.stdout, report.stdout
-    assert "qubes on the system that the layout does not declare:" in report.stdout
-    assert "(created by corral.qubes: old-work; prune removes those)" in report.stdout
-    assert "sys-net" in report.stdout.split("does not declare:")[1].split("\n")[0]
-    assert "keep has tags the layout does not declare: legacy" in report.stdout
+    said = report.stdout + report.stderr
+    assert "qubes on the system that the layout does not declare:" in said
+    assert "(created by corral.qubes: old-work; prune removes those)" in said
+    assert "sys-net" in said.split("does not declare:")[1].split("\n")[0]
+    assert "keep has tags the layout does not declare: legacy" in said
     assert mutating(dom0, mark) == [] and "old-work" in client.list_vms()
     pruning = dict(smaller, qubes_prune=True)
     checked = run_role(dom0, tmp_path, pruning, "--check", "--diff", name="prune-check")
@@ -205,4 +207,6 @@ def test_a_missing_qubesd_socket_is_reported_once(dom0, tmp_path):
     data["qubes_qubesd_socket"] = env_socket
     proc = run_role(dom0, tmp_path, data)
     assert proc.returncode != 0
-    assert proc.stdout.count(f"Failed to connect to qubesd service at {env_socket}") == 1, proc.stdout
+    failures = [line for line in proc.stdout.splitlines() if line.startswith(("fatal:", "failed:"))]
+    assert len(failures) == 1 and f"Failed to connect to qubesd service at {env_socket}" in failures[0], proc.stdout
+    assert "TASK [corral.qubes.qubes : Qubes of the layout]" not in proc.stdout
