@@ -35,7 +35,7 @@ PROTECTED_TAG_PREFIXES = ("created-by-", "disp-created-by-", "guivm-", "audiovm-
 """Tags qubesd sets itself; exact mode never removes them and a layout cannot set them."""
 
 CREATED_FEATURE = "corral-created"
-"""Feature set on every qube corral.qubes.qube creates: the qubes a layout's ``prune`` may remove."""
+"""Feature set on the qubes corral.qubes.qube creates with ``mark_created``: what a layout's ``prune`` may remove."""
 
 TOP_LEVEL_PROPERTIES = ("label", "template", "netvm")
 NOT_COPIED = frozenset({"label", "template", "name", "installed_by_rpm", "backup_timestamp"})
@@ -366,6 +366,7 @@ class QubeSpec:
     pool: dict | str | None = None
     clone_from: str | None = None
     shutdown_if_needed: bool = False
+    mark_created: bool = False
 
     @classmethod
     def from_params(cls, params: dict) -> QubeSpec:
@@ -462,6 +463,7 @@ class QubeSpec:
                 raise PlanError("clone_from", "a qube cannot be cloned from itself")
         spec.clone_from = clone_from
         spec.shutdown_if_needed = bool(params.get("shutdown_if_needed"))
+        spec.mark_created = bool(params.get("mark_created"))
         return spec
 
 
@@ -619,7 +621,8 @@ class QubePlanner:
             after["properties"] = after_props
 
         scratch: dict = {}  # a new qube's "before" is only its absence
-        self.spec.features.setdefault(CREATED_FEATURE, "1")  # what prune may remove, later
+        if spec.mark_created:
+            self.spec.features.setdefault(CREATED_FEATURE, "1")  # what a layout's prune may remove, later
         self._plan_features(dict(copy_features), scratch, after)
         self._plan_tags(copy_tags, scratch, after)
         self._plan_new_volumes(klass, template, source, scratch, after)

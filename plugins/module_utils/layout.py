@@ -30,7 +30,7 @@ from ansible_collections.corral.qubes.plugins.module_utils import schema
 from ansible_collections.corral.qubes.plugins.module_utils import template as template_mod
 
 CREATED_FEATURE = engine.CREATED_FEATURE
-"""Feature corral.qubes.qube sets on every qube it creates: what ``prune`` may remove."""
+"""Feature corral.qubes.qube sets on the qubes it creates with mark_created (the role sets it): what ``prune`` may remove."""
 
 QUBE_KEYS = {
     # the options of corral.qubes.qube (validated by engine.QubeSpec)

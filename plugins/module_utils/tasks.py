@@ -41,6 +41,7 @@ ARGUMENT_SPECS = {
         pool={"type": "raw"},
         clone_from={"type": "str"},
         shutdown_if_needed={"type": "bool", "default": False},
+        mark_created={"type": "bool", "default": False},
         **{"class": {"type": "str", "choices": list(schema.CLASSES), "aliases": ["klass"]}},
     ),
     "devices": dict(

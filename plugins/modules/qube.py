@@ -131,6 +131,14 @@ options:
       - Without it such a change on a running qube fails before anything is changed.
     type: bool
     default: false
+  mark_created:
+    description:
+      - When the task creates the qube, also set its feature C(corral-created) (V(1)), which marks it as created by
+        this collection. The role M(corral.qubes.qubes) sets it, so that its C(qubes_prune) may later remove a qube
+        the layout no longer declares, and never one it did not create. An existing qube is never marked.
+      - M(corral.qubes.qube_info) leaves the feature out of the layout data it returns.
+    type: bool
+    default: false
 seealso:
   - module: corral.qubes.qube_info
   - module: corral.qubes.prefs
