@@ -31,8 +31,9 @@ description:
     O(templates)), which of them this collection created (the feature C(corral-created), which
     M(corral.qubes.qube) sets on the qubes it creates with O(corral.qubes.qube#module:mark_created), as the role
     does), and tags the layout does not declare on qubes whose tags it leaves open (no C(tags), or
-    C(tags_mode=add)). Drift is reported as a warning and in C(drift); nothing is removed. With O(prune), C(prunable) lists the qubes created by this collection that the layout no longer
-    declares, for the role to remove."
+    C(tags_mode=add)). Drift is reported as a warning and in C(drift); nothing is removed. With O(prune),
+    C(prunable) lists the qubes created by this collection that the layout no longer declares, for the role to
+    remove."
   - "The keys of an entry of O(layout): C(class), C(template), C(label), C(netvm), C(properties), C(features),
     C(services), C(tags), C(tags_mode), C(volumes), C(pool), C(clone_from), C(shutdown_if_needed), C(state) (the
     options of M(corral.qubes.qube)), C(devices) (a list for M(corral.qubes.devices)) and C(firewall) (a rule list
