@@ -526,12 +526,35 @@ class QubePlanner:
         if spec.state == "absent":
             if exists:
                 self._plan_removal()
+                self.plan.before, self.plan.after = self._diff_shape(self.plan.before), self._diff_shape(
+                    self.plan.after)
             return self.plan
         if exists:
             self._plan_existing()
         else:
             self._plan_new()
+        self.plan.before, self.plan.after = self._diff_shape(self.plan.before), self._diff_shape(self.plan.after)
         return self.plan
+
+    def _diff_shape(self, picture: dict) -> dict:
+        """One shape for every diff of a qube, created or changed: its name first, then state and class, the
+        top-level properties (label, template, netvm) at the top, the other properties, features, tags and
+        volumes below."""
+        picture = dict(picture)
+        props = dict(picture.pop("properties", {}))
+        out = {"name": self.name}
+        for key in ("state", "class"):
+            if key in picture:
+                out[key] = picture.pop(key)
+        for prop in TOP_LEVEL_PROPERTIES:
+            if prop in picture:
+                out[prop] = picture.pop(prop)
+            elif prop in props:
+                out[prop] = props.pop(prop)
+        if props:
+            out["properties"] = props
+        out.update(picture)
+        return out
 
     # -- removal ----------------------------------------------------------------
 

@@ -207,7 +207,7 @@ def test_every_module_is_compared():
 def test_check_mode_reports_the_same_both_ways(both_ways):
     in_process, module = both_ways(CASES, check=True, diff=True)
     assert_same(in_process, module)
-    assert in_process[0]["changed"] and in_process[0]["diff"]["before"] == {"state": "absent"}
+    assert in_process[0]["changed"] and in_process[0]["diff"]["before"] == {"name": "work", "state": "absent"}
     assert in_process[1]["changed"]  # nothing was created: the same plan again
 
 
