@@ -135,6 +135,7 @@ class Layout:
         self.templates: dict[str, str] = {}
         """Template name -> path, for the templates the layout installs."""
         self.now = time.time()
+        self.warnings: list[str] = []
 
     def var(self, option: str) -> str:
         """The role variable an option comes from (the start of every path)."""
@@ -319,26 +320,31 @@ class Layout:
                 continue
             close = difflib.get_close_matches(name, sorted(known), 1)
             hint = f"; did you mean {close[0]}?" if close else ""
-            where = ("not visible to this management qube (its admin policy hides it) and not in the layout"
-                     if hidden_by_policy else "not in the layout and not on the system")
-            self.problems.add(path, f"no qube named {name!r}: {where}{hint}")
+            if hidden_by_policy:
+                # The admin policy filters admin.vm.List: the qube may exist, hidden. Not checked, and said so.
+                self.warnings.append(f"{path}: {name} is not visible to this management qube (its admin policy may "
+                                     f"hide it, or it does not exist) and not in the layout: not checked{hint}")
+                continue
+            self.problems.add(path, f"no qube named {name!r}: not in the layout and not on the system{hint}")
 
     def created(self, reader: engine.Reader) -> list[str]:
         """The qubes and templates this run creates (in the layout, not on the system yet)."""
         wanted = [name for name in self.entries if name not in self.removed] + list(self.templates)
         return [name for name in dict.fromkeys(wanted) if name not in reader.vms]
 
-    def drift(self, reader: engine.Reader) -> dict:
+    def drift(self, reader: engine.Reader, hidden_by_policy: bool = False) -> dict:
         """What is on the system that the layout does not declare.
 
         ``qubes``: qubes (not dom0) neither in the layout nor among its
         templates; ``created``: those of them this collection created (feature
         :data:`CREATED_FEATURE`); ``tags``: qube -> tags the layout does not
         declare, for entries whose tags it leaves open (no ``tags`` or
-        ``tags_mode: add``), tags qubesd sets itself left out.
+        ``tags_mode: add``), tags qubesd sets itself left out.  From a
+        management qube (``hidden_by_policy``) only the qubes its admin policy
+        grants are visible, so undeclared qubes are not reported there.
         """
         declared = set(self.entries) | set(self.templates)
-        qubes = sorted(name for name, entry in reader.vms.items()
+        qubes = [] if hidden_by_policy else sorted(name for name, entry in reader.vms.items()
                        if entry.klass != "AdminVM" and name not in declared and name not in self.removed)
         created = [name for name in qubes if CREATED_FEATURE in reader.client.feature_list(name)]
         tags = {}
@@ -374,10 +380,10 @@ def check(reader: engine.Reader, params: dict, hidden_by_policy: bool = False) -
         return {"failed": True, "changed": False, "problems": [{"path": p, "msg": m} for p, m in layout.problems.items],
                 "msg": f"the layout has {len(lines)} problem{'s' if len(lines) != 1 else ''}, nothing was changed: "
                        + "; ".join(lines)}
-    drift = layout.drift(reader)
+    drift = layout.drift(reader, hidden_by_policy)
     result = {"changed": False, "created": layout.created(reader), "drift": drift,
               "prunable": drift["created"] if params.get("prune") else []}
-    warnings = []
+    warnings = list(layout.warnings)
     if drift["qubes"]:
         warnings.append(f"qubes on the system that the layout does not declare: {', '.join(drift['qubes'])}"
                         + (f" (created by corral.qubes: {', '.join(drift['created'])}; prune removes those)"
