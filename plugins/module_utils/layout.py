@@ -26,6 +26,7 @@ import time
 
 from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, firewall, names, network
 from ansible_collections.corral.qubes.plugins.module_utils import policy as policy_mod
+from ansible_collections.corral.qubes.plugins.module_utils import policy_client, policy_files
 from ansible_collections.corral.qubes.plugins.module_utils import schema
 from ansible_collections.corral.qubes.plugins.module_utils import template as template_mod
 
@@ -344,8 +345,9 @@ class Layout:
         grants are visible, so undeclared qubes are not reported there.
         """
         declared = set(self.entries) | set(self.templates)
-        qubes = [] if hidden_by_policy else sorted(name for name, entry in reader.vms.items()
-                       if entry.klass != "AdminVM" and name not in declared and name not in self.removed)
+        qubes = [] if hidden_by_policy else sorted(
+            name for name, entry in reader.vms.items()
+            if entry.klass != "AdminVM" and name not in declared and name not in self.removed)
         created = [name for name in qubes if CREATED_FEATURE in reader.client.feature_list(name)]
         tags = {}
         for name, entry in self.entries.items():
@@ -370,7 +372,20 @@ def _policy_qube(value) -> str | None:
     return value
 
 
-def check(reader: engine.Reader, params: dict, hidden_by_policy: bool = False) -> dict:
+def policy_drift(store, declared) -> list[str]:
+    """Policy files this collection wrote (they start with its header) that ``declared`` does not name."""
+    mark = "".join(f"# {line}".rstrip() + "\n" for line in policy_files.HEADER.splitlines())
+    found = []
+    for name in store.admin.list():
+        if name in declared:
+            continue
+        _token, text = store.admin.get(name)
+        if text.startswith(mark):
+            found.append(name)
+    return sorted(found)
+
+
+def check(reader: engine.Reader, params: dict, hidden_by_policy: bool = False, store=None) -> dict:
     """The layout check's result: failed with every problem, or the names it creates and the drift."""
     layout = Layout(params)
     layout.check_shape()
@@ -381,15 +396,27 @@ def check(reader: engine.Reader, params: dict, hidden_by_policy: bool = False) -
                 "msg": f"the layout has {len(lines)} problem{'s' if len(lines) != 1 else ''}, nothing was changed: "
                        + "; ".join(lines)}
     drift = layout.drift(reader, hidden_by_policy)
+    drift["policy_files"] = []
+    warnings = list(layout.warnings)
+    if store is not None and not hidden_by_policy:
+        declared = set(params.get("policies") or {}) | set(params.get("policies_elsewhere") or [])
+        if params.get("flows"):
+            declared.add(params.get("flows_policy") or "30-corral-flows")
+        try:
+            drift["policy_files"] = policy_drift(store, declared)
+        except (policy_client.PolicyAdminError, OSError) as exc:
+            warnings.append(f"policy files not checked for drift: {exc}")
     result = {"changed": False, "created": layout.created(reader), "drift": drift,
               "prunable": drift["created"] if params.get("prune") else []}
-    warnings = list(layout.warnings)
     if drift["qubes"]:
         warnings.append(f"qubes on the system that the layout does not declare: {', '.join(drift['qubes'])}"
                         + (f" (created by corral.qubes: {', '.join(drift['created'])}; prune removes those)"
                            if drift["created"] else ""))
     for name, tags in drift["tags"].items():
         warnings.append(f"{name} has tags the layout does not declare: {', '.join(tags)}")
+    if drift["policy_files"]:
+        warnings.append("policy files written by corral.qubes that the layout does not declare: "
+                        f"{', '.join(drift['policy_files'])} (remove one with corral.qubes.policy state=absent)")
     if warnings:
         result["warnings"] = warnings
     return result

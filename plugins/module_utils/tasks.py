@@ -111,6 +111,8 @@ ARGUMENT_SPECS = {
         network={"type": "dict", "default": {}},
         flows={"type": "dict", "default": {}},
         policies={"type": "dict", "default": {}},
+        flows_policy={"type": "str", "default": "30-corral-flows"},
+        policies_elsewhere={"type": "list", "elements": "str", "default": []},
         prune={"type": "bool", "default": False},
     ),
     "qube_info": dict(
@@ -270,7 +272,7 @@ def _audit(reader: engine.Reader, params: dict) -> dict:
 def _layout_check(reader: engine.Reader, params: dict) -> dict:
     """The whole layout against the system: every problem at once, or what the run creates and the drift."""
     try:
-        return layout_mod.check(reader, params, hidden_by_policy=reader.hidden_by_policy)
+        return layout_mod.check(reader, params, hidden_by_policy=reader.hidden_by_policy, store=policy_files.ApiStore())
     except wire.QubesException as exc:
         return {"failed": True, "changed": False, "msg": f"reading the system failed: {type(exc).__name__}: {exc}"}
 

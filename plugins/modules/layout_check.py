@@ -31,9 +31,9 @@ description:
     O(templates)), which of them this collection created (the feature C(corral-created), which
     M(corral.qubes.qube) sets on the qubes it creates with O(corral.qubes.qube#module:mark_created), as the role
     does), and tags the layout does not declare on qubes whose tags it leaves open (no C(tags), or
-    C(tags_mode=add)). Drift is reported as a warning and in C(drift); nothing is removed. With O(prune),
-    C(prunable) lists the qubes created by this collection that the layout no longer declares, for the role to
-    remove."
+    C(tags_mode=add)), and policy files this collection wrote that the layout does not name. Drift is reported
+    as a warning and in C(drift); nothing is removed. With O(prune), C(prunable) lists the qubes created by this
+    collection that the layout no longer declares, for the role to remove."
   - "The keys of an entry of O(layout): C(class), C(template), C(label), C(netvm), C(properties), C(features),
     C(services), C(tags), C(tags_mode), C(volumes), C(pool), C(clone_from), C(shutdown_if_needed), C(state) (the
     options of M(corral.qubes.qube)), C(devices) (a list for M(corral.qubes.devices)) and C(firewall) (a rule list
@@ -88,6 +88,17 @@ options:
     description: Policy file name to its rules (C(qubes_policies)), as M(corral.qubes.policy) takes them.
     type: dict
     default: {}
+  flows_policy:
+    description: The policy file the flows are written to (C(qubes_flows_policy)), declared when O(flows) is given.
+    type: str
+    default: 30-corral-flows
+  policies_elsewhere:
+    description:
+      - Policy files written by other roles or plays (such as the management qube's C(20-corral-admin-mgmt)), not
+        reported as drift.
+    type: list
+    elements: str
+    default: []
   prune:
     description: Whether C(prunable) lists the qubes this collection created that the layout no longer declares.
     type: bool
@@ -134,7 +145,13 @@ drift:
     tags:
       description: Qube name to the tags the layout does not declare (qubes whose tags it leaves open).
       type: dict
-  sample: {qubes: [old-work, default-dvm], created: [old-work], tags: {sys-net: [legacy]}}
+    policy_files:
+      description:
+        - Policy files that start with the header corral.qubes.policy writes but that neither O(policies),
+          O(flows_policy) nor O(policies_elsewhere) names (read through the policy admin API).
+      type: list
+      elements: str
+  sample: {qubes: [old-work, default-dvm], created: [old-work], tags: {sys-net: [legacy]}, policy_files: [40-old]}
 prunable:
   description: With O(prune), the qubes created by this collection that the layout does not declare.
   returned: success

@@ -174,14 +174,17 @@ def test_qube_info_output_pasted_back_rebuilds_the_same_firewall(dom0_factory, t
 
 
 def test_drift_is_reported_and_pruned_only_on_request(dom0, tmp_path):
+    rules = [{"service": "qubes.Filecopy", "source": "keep", "target": "@anyvm", "action": "deny"}]
     small = {"qubes_layout": {"old-work": {"label": "red", "tags": ["x"]}, "keep": {"label": "blue"}},
-             "qubes_templates": [{"names": ["fedora-42-xfce", "debian-13-xfce"]}]}
+             "qubes_templates": [{"names": ["fedora-42-xfce", "debian-13-xfce"]}],
+             "qubes_policies": {"40-old": rules, "41-kept": rules}}
     assert run_role(dom0, tmp_path, small, name="small").returncode == 0
     client = dom0.client()
     assert client.feature_get("old-work", "corral-created") == "1"
     client.tag_set("keep", "legacy")
     smaller = {"qubes_layout": {"keep": {"label": "blue"}},
-               "qubes_templates": [{"names": ["fedora-42-xfce", "debian-13-xfce"]}]}
+               "qubes_templates": [{"names": ["fedora-42-xfce", "debian-13-xfce"]}],
+               "qubes_policies_elsewhere": ["41-kept"]}
     mark = dom0.mark()
     report = run_role(dom0, tmp_path, smaller, name="smaller")
     assert report.returncode == 0 and "changed=0" in report.stdout, report.stdout
@@ -190,6 +193,9 @@ def test_drift_is_reported_and_pruned_only_on_request(dom0, tmp_path):
     assert "(created by corral.qubes: old-work; prune removes those)" in said
     assert "sys-net" in said.split("does not declare:")[1].split("\n")[0]
     assert "keep has tags the layout does not declare: legacy" in said
+    # policy files: only those corral.qubes wrote (its header), not the seeded ones, not those declared elsewhere
+    assert "policy files written by corral.qubes that the layout does not declare: 40-old (" in said
+    assert (dom0.policy_dir / "40-old.policy").exists()
     assert mutating(dom0, mark) == [] and "old-work" in client.list_vms()
     pruning = dict(smaller, qubes_prune=True)
     checked = run_role(dom0, tmp_path, pruning, "--check", "--diff", name="prune-check")
