@@ -53,7 +53,7 @@ options:
         exist yet is a warning ("check mode assumes an earlier task of this run creates it") only when it is in
         this list; any other missing qube is the same error as in a real run.
       - Left out, check mode assumes that any missing qube may be created by an earlier task. The role
-        M(corral.qubes.qubes) passes what M(corral.qubes.layout_check) found the layout creates.
+        C(corral.qubes.qubes) passes what M(corral.qubes.layout_check) found the layout creates.
     type: list
     elements: str
 """

@@ -12,7 +12,7 @@ module: layout_check
 short_description: Check a whole layout against the system before changing anything
 version_added: 0.1.0
 description:
-  - "Checks every variable of a layout at once, as the role M(corral.qubes.qubes) runs first: unknown or misspelt
+  - "Checks every variable of a layout at once, as the role C(corral.qubes.qubes) runs first: unknown or misspelt
     keys and wrong types, with their path (C(qubes_layout.secure.lable)); each part with the checks of the module
     that applies it (M(corral.qubes.qube)'s names, properties, tags, volumes; M(corral.qubes.devices)'s
     devices; M(corral.qubes.firewall)'s rules; M(corral.qubes.policy)'s rules; the network filters'
@@ -105,7 +105,6 @@ options:
     default: false
 seealso:
   - module: corral.qubes.qube_info
-  - role: corral.qubes.qubes
 """
 
 EXAMPLES = r"""

@@ -134,7 +134,7 @@ options:
   mark_created:
     description:
       - When the task creates the qube, also set its feature C(corral-created) (V(1)), which marks it as created by
-        this collection. The role M(corral.qubes.qubes) sets it, so that its C(qubes_prune) may later remove a qube
+        this collection. The role C(corral.qubes.qubes) sets it, so that its C(qubes_prune) may later remove a qube
         the layout no longer declares, and never one it did not create. An existing qube is never marked.
       - M(corral.qubes.qube_info) leaves the feature out of the layout data it returns.
     type: bool
