@@ -71,12 +71,11 @@ def test_the_layout_from_the_management_qube(dom0, player, mgmt, tmp_path):
     by its admin policy are warnings of the layout check, and a module names the hidden qube as not visible."""
     layout = {"work": {"label": "purple", "netvm": "sys-firewall", "template": "fedora-42-xfce",
                        "firewall": [{"action": "accept", "dsthost": "198.51.100.7"}, {"action": "drop"}]}}
+    rules = [{"service": "qubes.Filecopy", "source": "work", "target": "@anyvm", "action": "deny"}]
     mark = dom0.mark()
     run = player.run([{"ansible.builtin.include_role": {"name": "corral.qubes.qubes"},
                        "vars": {"qubes_layout": layout, "qubes_from_management_qube": True,
-                                "qubes_prefs": {"clockvm": "sys-firewall"},
-                                "qubes_policies": {"50-from-mgmt": [{"service": "qubes.Filecopy", "source": "work",
-                                                                      "target": "@anyvm", "action": "deny"}]}}}],
+                                "qubes_prefs": {"clockvm": "sys-firewall"}, "qubes_policies": {"50-from-mgmt": rules}}}],
                      env=mgmt)
     assert not run.failed, run.output
     assert "sys-firewall is not visible to this management qube" in run.output
