@@ -24,7 +24,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 
 .PHONY: all setup setup-r43 rehearse test lint yamllint ansible-lint changelog-lint docs-lint sanity pytest unit functional molecule \
-    r43 r43-pytest r43-sanity artifact docs python-r43 bench clean
+    r43 r43-pytest r43-sanity artifact docs python-r43 bench clean rootfs
 
 all: test
 
@@ -100,13 +100,18 @@ docs-lint: setup
 sanity: setup
 	$(BIN)/python tests/run_sanity.py
 
-pytest: setup
+# The qubes' base root filesystem (tests/functional/test_qube_roots.py), built once into ~/.cache/corral-qubes
+# ($$CORRAL_CACHE); only as root, where the rehearsal can run qube roots.
+rootfs: setup
+	if [ "$$(id -u)" = 0 ]; then $(BIN)/python -m rehearsal rootfs build; fi
+
+pytest: setup rootfs
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit
 
-functional: setup
+functional: setup rootfs
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests/functional
 
 # The Molecule scenario: a fresh rehearsal dom0, converge, idempotence, verify (testinfra).
@@ -118,7 +123,7 @@ molecule: setup
 # and ansible-test sanity for 3.13 (its own copy of the tree, apart from the 3.11 leg's).
 r43: r43-pytest r43-sanity
 
-r43-pytest: setup-r43
+r43-pytest: setup-r43 rootfs
 	$(BIN_R43)/python -m pytest -n $(PYTEST_WORKERS) tests
 
 r43-sanity: setup-r43

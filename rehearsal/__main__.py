@@ -8,6 +8,7 @@
   run     serve while one command runs
   probe   connect from inside a running qube of a serving rehearsal dom0 (network realisation)
   clipboard  copy into / paste from the global clipboard of a running serve
+  rootfs  build the cached base root filesystem of the qubes (``rootfs build``)
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import threading
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import names, wire
 
-from rehearsal import demo, network, observe, qrexec, qrexec_proto, seed, world
+from rehearsal import demo, network, observe, qrexec, qrexec_proto, roots, rootfs, seed, world
 from rehearsal.dom0 import Dom0
 from rehearsal.model import Dom0State
 from rehearsal.policy_admin import POLICY_DIR, PolicyStore
@@ -36,6 +37,9 @@ DEFAULT_SOCKET = "/var/run/qubesd.sock"
 QREXEC_SOCKET_SUFFIX = ".qrexec.sock"
 """The qrexec socket is named after the qubesd socket: ``foo.sock`` -> ``foo.qrexec.sock`` (two servers in one
 folder do not collide)."""
+DAEMON_DIR_NAME = "qubes"
+"""Where ``qrexec.<qube>`` files go by default: ``qubes/`` next to the qrexec socket (/var/run/qubes)."""
+QREXEC_LOG_NAME = "qrexec.jsonl"
 BIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin")
 """The qrexec-client and qrexec-client-vm stand-ins."""
 
@@ -57,6 +61,19 @@ def play_environment(args) -> dict:
             "QREXEC_CLIENT": os.path.join(BIN_DIR, "qrexec-client"),
             qrexec_proto.ENV_SOCKET: os.path.abspath(qrexec_socket_for(args)),
             "CORRAL_XL": os.path.join(BIN_DIR, "xl")}
+
+
+def daemon_dir_for(args) -> str:
+    """The qrexec daemon directory: --qrexec-daemon-dir, or ``qubes/`` next to the qrexec socket."""
+    return os.path.abspath(args.qrexec_daemon_dir or os.path.join(os.path.dirname(
+        os.path.abspath(qrexec_socket_for(args))), DAEMON_DIR_NAME))
+
+
+def qrexec_log_for(args) -> str | None:
+    """The qrexec call log: --qrexec-log, or qrexec.jsonl next to --call-log (none without either)."""
+    if args.qrexec_log:
+        return args.qrexec_log
+    return os.path.join(os.path.dirname(os.path.abspath(args.call_log)), QREXEC_LOG_NAME) if args.call_log else None
 
 
 def policy_store(state_dir: str, release: str) -> PolicyStore:
@@ -102,9 +119,19 @@ def build_server(args) -> RehearsalServer:
     store = policy_store(args.state, dom0.release)
     dom0.admin_policy = qrexec.admin_policy(dom0, store)
     faults = observe.Faults(args.fault, args.latency)
+    net = build_network(args, dom0)
     server = RehearsalServer(dom0, args.socket, observe.CallLog(args.call_log), faults, debug=args.debug,
-                             network=build_network(args, dom0))
-    server.companions.append(qrexec.QrexecServer(server, store, qrexec_socket_for(args)))
+                             network=net)
+    try:
+        runs_roots = roots.enabled(args.roots)
+    except roots.Unavailable as exc:
+        raise SystemExit(str(exc)) from None
+    backend = roots.Roots(dom0, args.state, daemon_dir_for(args), network=net) if runs_roots else None
+    if backend is not None:
+        backend.qrexec_socket = os.path.abspath(qrexec_socket_for(args))
+        server.companions.append(backend)
+    server.companions.append(qrexec.QrexecServer(server, store, qrexec_socket_for(args), roots=backend,
+                                                 log=observe.CallLog(qrexec_log_for(args))))
     return server
 
 
@@ -132,7 +159,10 @@ async def _serve(server: RehearsalServer, ready: threading.Event | None = None,
     else:
         print(f"rehearsal dom0 (R{server.dom0.release}) serving {server.socket_path}", flush=True)
         for companion in server.companions:
-            print(f"  and {companion.socket_path}", flush=True)
+            if getattr(companion, "socket_path", None):
+                print(f"  and {companion.socket_path}", flush=True)
+            if getattr(companion, "daemon_dir", None):
+                print(f"  qubes run on real roots; {qrexec_proto.ENV_DAEMON_DIR}={companion.daemon_dir}", flush=True)
         if environment:
             print("environment for a play against it (sh):", flush=True)
             for key, value in environment.items():
@@ -229,6 +259,7 @@ def cmd_run(args) -> int:
     env = dict(os.environ, **play_environment(args))
     # dom0 commands the collection runs (qvm-template) resolve to the rehearsal's stand-ins
     env["PATH"] = os.pathsep.join([os.path.join(BIN_DIR, "dom0"), env.get("PATH", os.defpath)])
+    env[qrexec_proto.ENV_DAEMON_DIR] = daemon_dir_for(args)
     with BackgroundServer(build_server(args)):
         return subprocess.run(args.command_argv, env=env, check=False).returncode
 
@@ -257,6 +288,17 @@ def cmd_clipboard(args) -> int:
         return 2
     sys.stderr.write(stderr.decode("utf-8", "replace"))
     return status
+
+
+def cmd_rootfs(args) -> int:
+    """Build the base root filesystem (if missing, or --force); print where and how long it took."""
+    try:
+        path, seconds, built = rootfs.build(force=args.force)
+    except rootfs.BuildError as exc:
+        print(f"rootfs: {exc}", file=sys.stderr)
+        return 1
+    print(f"{path}: {'built' if built else 'cached'} in {seconds:.1f} s")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -289,6 +331,15 @@ def main(argv=None) -> int:
                             "(auto: when run as root with ip and nft; default %(default)s)")
         p.add_argument("--world", default=world.DEFAULT_WORLD, metavar="FILE",
                        help="destinations of the world namespace (default: the reference layout's)")
+        p.add_argument("--roots", choices=("auto", "on", "off"), default="auto",
+                       help="run each running qube on a root filesystem of its own, in its own namespaces "
+                            "(auto: as root when the base root is cached; on: build it if missing; "
+                            "default %(default)s)")
+        p.add_argument("--qrexec-daemon-dir", metavar="DIR",
+                       help=f"where qrexec.<qube> marks a qube whose root runs (default: {DAEMON_DIR_NAME}/ "
+                            f"next to the qrexec socket; ${qrexec_proto.ENV_DAEMON_DIR} for commands of run)")
+        p.add_argument("--qrexec-log", metavar="FILE",
+                       help=f"one JSON line per qrexec call (default: {QREXEC_LOG_NAME} next to --call-log)")
     demo.set_defaults(func=cmd_demo)
     run.set_defaults(func=cmd_run)
     serve.set_defaults(func=cmd_serve)
@@ -326,6 +377,13 @@ def main(argv=None) -> int:
         p.add_argument("--qrexec-socket", help=f"default ${qrexec_proto.ENV_SOCKET}, or the one named after "
                                                "$QUBESD_SOCKET")
     clip.set_defaults(func=cmd_clipboard)
+
+    rootfs_parser = sub.add_parser("rootfs", help="the cached base root filesystem of the qubes")
+    rootfs_sub = rootfs_parser.add_subparsers(dest="action", required=True)
+    build = rootfs_sub.add_parser("build", help=f"debootstrap it into ${rootfs.CACHE_ENV}/rootfs (default "
+                                                "~/.cache/corral-qubes) unless it is there")
+    build.add_argument("--force", action="store_true", help="build it again")
+    build.set_defaults(func=cmd_rootfs)
 
     args = parser.parse_args(argv)
     if args.command == "run" and args.command_argv[:1] == ["--"]:

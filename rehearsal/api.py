@@ -537,14 +537,13 @@ def volume_clone_from(call: Call):
 @method("admin.vm.volume.CloneTo", arg="required", payload=True, write=True)
 def volume_clone_to(call: Call):
     """Replace this volume with the one a CloneFrom token names."""
-    vol = _volume(call)
+    _volume(call)
     token = call.payload.decode("ascii").strip()
     source = call.dom0.clone_tokens.pop(token, None)
     call.enforce(source is not None)
     src_qube = call.dom0.state.domains.get(source[0])
     call.enforce(src_qube is not None and source[1] in src_qube.volumes)
-    vol.size = src_qube.volumes[source[1]].size
-    vol.usage = src_qube.volumes[source[1]].usage
+    call.dom0.clone_volume(call.dest, call.arg, src_qube, source[1])
 
 
 @method("admin.vm.volume.Clear", arg="required", write=True)

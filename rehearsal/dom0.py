@@ -52,6 +52,10 @@ class Dom0:
         self.shutdown_delay = shutdown_delay
         self.max_qid = 254 if self.release == "4.2" else 10000
         self.listeners: list = []
+        self.backends: list = []
+        """What runs the qubes (:class:`rehearsal.roots.Roots`): ``await qube_started(qube)`` (may raise
+        QubesException: the start fails), ``qube_stopped(qube)``, ``qube_paused(qube, paused)``, ``qube_removed(name)``,
+        ``volume_cloned(qube, volume, source, source_volume)``."""
         self.admin_policy = deny_all
         """``admin_policy(source, service, arg, target) -> bool``: may a qube's call see ``target``?"""
         self.clone_tokens: dict[str, tuple[str, str]] = {}
@@ -331,6 +335,8 @@ class Dom0:
                 f"Domain is in use: '{qube.name}'{sep}see 'journalctl -u qubesd -e' in dom0 for details")
         self.fire(None, "domain-pre-delete", vm=qube.name)
         del self.state.domains[qube.name]
+        for backend in list(self.backends):
+            backend.qube_removed(qube.name)
         for prop in ("default_guivm", "default_netvm", "clockvm", "updatevm", "default_template"):
             if self.state.props.get(prop) == qube.name:
                 del self.state.props[prop]
@@ -374,6 +380,15 @@ class Dom0:
         qube.xid = self._next_xid
         self._next_xid += 1
         qube.start_time = round(time.time(), 2)
+        for backend in list(self.backends):
+            try:
+                await backend.qube_started(qube)
+            except wire.QubesException as exc:
+                for other in self.backends:
+                    other.qube_stopped(qube)
+                self._halted(qube)
+                self.fire(qube, "domain-start-failed", reason=str(exc))
+                raise
         for prop in ("xid", "stubdom_xid", "start_time"):
             self.fire(qube, f"property-reset:{prop}", name=prop)
         self.fire(qube, "domain-spawn")
@@ -392,6 +407,8 @@ class Dom0:
         if self.state.domains.get(qube.name) is not qube or qube.power_state != "Halting":
             return
         self._halted(qube)
+        for backend in list(self.backends):
+            backend.qube_stopped(qube)
         for vol in qube.volumes.values():
             # a save_on_stop volume keeps its previous contents as a revision
             if vol.save_on_stop and vol.revisions_to_keep > 0:
@@ -449,6 +466,8 @@ class Dom0:
             # libvirt refuses to suspend a paused domain; qubesd does not catch that.
             raise RuntimeError("libvirt: domain is already paused")
         qube.power_state = "Paused"
+        for backend in list(self.backends):
+            backend.qube_paused(qube, True)
         self.fire(qube, "domain-paused")
 
     def unpause(self, qube: Qube) -> None:
@@ -456,6 +475,8 @@ class Dom0:
         if qube.power_state not in ("Paused", "Suspended"):
             raise wire.QubesVMNotPausedError(f"Domain is not paused: '{qube.name}'")
         qube.power_state = "Running"
+        for backend in list(self.backends):
+            backend.qube_paused(qube, False)
         self.fire(qube, "domain-unpaused")
 
     def suspend(self, qube: Qube) -> None:
@@ -466,6 +487,8 @@ class Dom0:
             raise wire.QubesVMNotRunningError(
                 f"Domain not running (either powered off or paused): '{qube.name}'")
         qube.power_state = "Suspended"
+        for backend in list(self.backends):
+            backend.qube_paused(qube, True)
         self.fire(qube, "domain-suspended")
 
     # -- volumes ----------------------------------------------------------------------------------
@@ -475,6 +498,13 @@ class Dom0:
         token = "".join(secrets.choice(string.ascii_letters + string.digits) for _i in range(32))
         self.clone_tokens[token] = (qube.name, volume)
         return token
+
+    def clone_volume(self, qube: Qube, name: str, source: Qube, source_name: str) -> None:
+        """admin.vm.volume.CloneTo: the volume takes the source volume's size, usage and contents."""
+        vol, src = qube.volumes[name], source.volumes[source_name]
+        vol.size, vol.usage = src.size, src.usage
+        for backend in list(self.backends):
+            backend.volume_cloned(qube, name, source, source_name)
 
     def resize(self, qube: Qube, name: str, size: int) -> None:
         """admin.vm.volume.Resize on the file driver: grow only; not snapshots or read-only volumes."""

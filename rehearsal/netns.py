@@ -144,7 +144,12 @@ def _enter(fd: int) -> None:
 
 def socket_in(namespace: str, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> socket.socket:
     """A socket that lives in a named namespace (made by this thread, which then comes back)."""
-    target = os.open(os.path.join(NETNS_DIR, namespace), os.O_RDONLY)
+    return socket_at(os.path.join(NETNS_DIR, namespace), family, kind)
+
+
+def socket_at(path: str, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> socket.socket:
+    """A socket in the network namespace at ``path`` (a named one, or ``/proc/PID/ns/net``)."""
+    target = os.open(path, os.O_RDONLY)
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
         _enter(target)

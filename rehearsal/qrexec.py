@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 
-from ansible_collections.corral.qubes.plugins.module_utils import policy
+from ansible_collections.corral.qubes.plugins.module_utils import policy, wire
 
 from rehearsal import observe, qrexec_proto
 from rehearsal.dom0 import Dom0
@@ -86,8 +87,12 @@ class Clipboard:
 class QrexecServer:
     """The qrexec socket of one rehearsal dom0 (a companion of its RehearsalServer)."""
 
-    def __init__(self, server, store: PolicyStore, socket_path: str):
+    def __init__(self, server, store: PolicyStore, socket_path: str, roots=None, log=None):
         self.server = server
+        self.roots = roots
+        """The :class:`rehearsal.roots.Roots` that runs the qubes (None: services into qubes do not exist)."""
+        self.log = log or observe.CallLog(None)
+        """One line per call (source, target, service, decision, exit status; never a byte of the payload)."""
         self.dom0: Dom0 = server.dom0
         self.store = store
         self.socket_path = socket_path
@@ -124,42 +129,182 @@ class QrexecServer:
         task = asyncio.current_task()
         self._tasks.add(task)
         try:
-            data = await reader.read(qrexec_proto.MAX_REQUEST + 1)
-            while len(data) <= qrexec_proto.MAX_REQUEST:
-                chunk = await reader.read(qrexec_proto.MAX_REQUEST + 1 - len(data))
-                if not chunk:
-                    break
-                data += chunk
-            await self._answer(data, writer)
+            try:
+                header = await reader.readuntil(b"\0")
+            except asyncio.LimitOverrunError:
+                header = b""
+            except asyncio.IncompleteReadError as exc:
+                header = exc.partial
+            await self._answer(header, reader, writer)
+            await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
             self._tasks.discard(task)
 
-    async def _answer(self, data: bytes, writer: asyncio.StreamWriter) -> None:
-        try:
+    @staticmethod
+    async def _read_stdin(reader: asyncio.StreamReader) -> bytes:
+        """All of a call's stdin, for the services the rehearsal answers itself (ValueError: too long)."""
+        data = bytearray()
+        while True:
+            chunk = await reader.read(qrexec_proto.CHUNK)
+            if not chunk:
+                return bytes(data)
+            data += chunk
             if len(data) > qrexec_proto.MAX_REQUEST:
                 raise ValueError("request too long")
-            source, target, service_arg, payload = qrexec_proto.parse_request(data)
+
+    @staticmethod
+    def _reply(writer: asyncio.StreamWriter, status: int, stdout: bytes = b"", stderr: bytes = b"") -> int:
+        for kind, data in ((qrexec_proto.STDERR, stderr), (qrexec_proto.STDOUT, stdout)):
+            for pos in range(0, len(data), qrexec_proto.CHUNK):
+                writer.write(qrexec_proto.frame(kind, data[pos:pos + qrexec_proto.CHUNK]))
+        writer.write(qrexec_proto.exit_frame(status))
+        return status
+
+    def _log(self, **entry) -> None:
+        self.log.write({"t": round(time.time(), 6), "kind": "qrexec", **entry})
+
+    async def _answer(self, header: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if not header.endswith(b"\0") or len(header) > qrexec_proto.MAX_HEADER:
+                raise ValueError("no NUL after the header" if len(header) <= qrexec_proto.MAX_HEADER
+                                 else "header too long")
+            source, target, service_arg, options = qrexec_proto.parse_header(header[:-1])
         except (ValueError, UnicodeDecodeError) as exc:
-            writer.write(qrexec_proto.reply_header(qrexec_proto.REFUSED, f"qrexec: {exc}\n".encode()))
+            self._reply(writer, qrexec_proto.REFUSED, stderr=f"qrexec: {exc}\n".encode())
             return
         service, _plus, arg = service_arg.partition("+")
+        entry = {"source": source, "target": target, "service": service, "arg": arg}
         if source in DOM0_NAMES:
             source, final = "dom0", ("dom0" if target in DOM0_NAMES else target)
+            entry["decision"] = "dom0"
         else:
             decision = self._decide(source, target, service, arg)
-            if not decision.allowed:
-                writer.write(qrexec_proto.reply_header(qrexec_proto.REFUSED, b"Request refused\n"))
+            entry["decision"] = "allow" if decision.allowed else "deny"
+            if not decision.allowed or options:
+                self._log(**entry, status=qrexec_proto.REFUSED)
+                self._reply(writer, qrexec_proto.REFUSED, stderr=b"Request refused\n")
                 return
             final = decision.target
-        if service.startswith("admin.") and final == "dom0":
-            await self._relay_to_qubesd(service_arg, source, target, payload, writer)
+        entry["final"] = final
+        if final == "dom0" or service in ("qubes.ClipboardCopy", "qubes.ClipboardPaste") and entry["source"] == "dom0":
+            try:
+                payload = await self._read_stdin(reader)
+            except ValueError as exc:
+                self._log(**entry, status=qrexec_proto.REFUSED)
+                self._reply(writer, qrexec_proto.REFUSED, stderr=f"qrexec: {exc}\n".encode())
+                return
+            if service.startswith("admin.") and final == "dom0":
+                self._log(**entry, status=0)
+                await self._relay_to_qubesd(service_arg, source, target, payload, writer)
+                return
+            status, stdout, stderr = self._local_service(service, arg, source, final, payload)
+            self._log(**entry, status=status)
+            self._reply(writer, status, stdout, stderr)
             return
-        status, stdout, stderr = self._local_service(service, arg, source, final, payload)
-        writer.write(qrexec_proto.reply_header(status, stderr) + stdout)
-        await writer.drain()
+        status = await self._into_qube(source, final, service, arg, options, reader, writer, entry)
+        self._log(**entry, status=status)
+
+    async def _into_qube(self, source: str, name: str, service: str, arg: str, options: dict,
+                         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, entry: dict) -> int:
+        """A service (or, from dom0, a command) run inside a qube's root; its exit status."""
+        qube = self.dom0.state.domains.get(name)
+        label = "qrexec-client" if source == "dom0" else "qrexec"
+        if qube is None or qube.klass == "AdminVM":
+            return self._reply(writer, qrexec_proto.CLIENT_ERROR if source == "dom0" else qrexec_proto.REFUSED,
+                               stderr=f"{label}: no such domain: {name}\n".encode())
+        if not qube.is_running:
+            if source == "dom0":
+                return self._reply(writer, qrexec_proto.CLIENT_ERROR,
+                                   stderr=f"qrexec-client: domain {name} is not running\n".encode())
+            try:
+                entry["started"] = True
+                await self.dom0.start(qube)
+                self.dom0.save()
+            except wire.QubesException as exc:
+                return self._reply(writer, qrexec_proto.REFUSED,
+                                   stderr=f"qrexec: cannot start {name}: {exc}\n".encode())
+        while qube.power_state in ("Paused", "Suspended"):
+            await asyncio.sleep(0.05)  # its agent answers once it runs again, as a paused qube's does
+        if self.roots is None or self.roots.init_of(name) is None:
+            return self._reply(writer, qrexec_proto.NOT_FOUND, stderr=(
+                f"{service}: no such service in {name} (the rehearsal runs no root for it: --roots off)\n").encode())
+        if service == qrexec_proto.COMMAND_SERVICE and source == "dom0" and "command" in options:
+            try:
+                command = bytes.fromhex(options["command"]).decode("utf-8")
+            except ValueError:
+                return self._reply(writer, qrexec_proto.REFUSED, stderr=b"qrexec: malformed command\n")
+            argv, forced = ["/bin/sh", "-c", command], None
+        else:
+            path = self.roots.service_path(name, service, arg)
+            if path is None:
+                return self._reply(writer, qrexec_proto.NOT_FOUND,
+                                   stderr=f"{service}: no such service in {name}\n".encode())
+            argv, forced = [path, *([arg] if arg else [])], self.roots.forced_user(name, service)
+        user = options.get("user", "DEFAULT")
+        if user == "DEFAULT":
+            user = self.dom0.value(qube, "default_user", "user") or "user"
+        user = forced or user
+        env = {"QREXEC_REMOTE_DOMAIN": options.get("remote", source), "QREXEC_SERVICE_FULL_NAME":
+               f"{service}+{arg}" if arg else service}
+        if arg:
+            env["QREXEC_SERVICE_ARGUMENT"] = arg
+        entry["user"] = user
+        try:
+            full_argv, full_env = self.roots.exec_argv(name, user, argv, env)
+        except LookupError as exc:
+            return self._reply(writer, qrexec_proto.REFUSED, stderr=f"qrexec: {exc}\n".encode())
+        return await self._pump(full_argv, full_env, reader, writer)
+
+    @staticmethod
+    async def _pump(argv: list[str], env: dict, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
+        """Run a process; stream the client's stdin into it and its stdout and stderr back; its exit status."""
+        proc = await asyncio.create_subprocess_exec(*argv, env=env, stdin=asyncio.subprocess.PIPE,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                    start_new_session=True)
+
+        async def feed() -> None:
+            try:
+                while True:
+                    chunk = await reader.read(qrexec_proto.CHUNK)
+                    if not chunk:
+                        break
+                    proc.stdin.write(chunk)
+                    await proc.stdin.drain()
+            except (ConnectionError, BrokenPipeError):
+                pass
+            finally:
+                try:
+                    proc.stdin.close()
+                except (ConnectionError, BrokenPipeError):
+                    pass
+
+        async def send(stream: asyncio.StreamReader, kind: bytes) -> None:
+            while True:
+                chunk = await stream.read(qrexec_proto.CHUNK)
+                if not chunk:
+                    return
+                writer.write(qrexec_proto.frame(kind, chunk))
+                await writer.drain()
+
+        feeder = asyncio.ensure_future(feed())
+        try:
+            await asyncio.gather(send(proc.stdout, qrexec_proto.STDOUT), send(proc.stderr, qrexec_proto.STDERR))
+            status = await proc.wait()
+        except BaseException:
+            # the client went away or the rehearsal stops: end the service and what it started
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            raise
+        finally:
+            feeder.cancel()
+        status = 128 - status if status < 0 else status
+        writer.write(qrexec_proto.exit_frame(status))
+        return status
 
     def _decide(self, source: str, target: str, service: str, arg: str) -> policy.Decision:
         if source not in self.dom0.state.domains:
@@ -199,13 +344,13 @@ class QrexecServer:
         try:
             q_writer.write(f"{method_arg} {source} {dest}".encode("ascii") + b"\0" + payload)
             q_writer.write_eof()
-            writer.write(qrexec_proto.reply_header(0))
             while True:
-                chunk = await q_reader.read(65536)
+                chunk = await q_reader.read(qrexec_proto.CHUNK)
                 if not chunk:
                     break
-                writer.write(chunk)
+                writer.write(qrexec_proto.frame(qrexec_proto.STDOUT, chunk))
                 await writer.drain()
+            writer.write(qrexec_proto.exit_frame(0))
         except ConnectionError:
             pass
         finally:

@@ -4,17 +4,25 @@
 Standard library only: the stand-ins in ``rehearsal/bin`` run it as a
 script with ``python3`` (``$REHEARSAL_PYTHON`` to choose another).  One call per connection::
 
-    request:  <source> SP <target> SP <service>[+<arg>] NUL <payload> EOF (client half-closes)
-    reply:    <exit status> SP <stderr length> LF <stderr bytes> <stdout bytes> EOF
+    request:  <source> SP <target> SP <service>[+<arg>] *(SP <key>=<value>) NUL
+              <stdin bytes, streamed, any length> EOF (the client half-closes)
+    reply:    frames, each <kind: 1 byte> <length: 4 bytes, big-endian> <data>:
+              "O" stdout bytes, "E" stderr bytes (in the order the service wrote them),
+              and last "X" with the exit status in ASCII decimal; then EOF.
 
-The stdout part streams (``admin.Events`` through qrexec keeps it open).
+Request options (from dom0 only): ``user=NAME`` (``DEFAULT``: the qube's
+``default_user``; the default), ``command=HEX`` (with service ``@command``:
+run the hex-encoded command with ``sh -c`` instead of a service),
+``remote=NAME`` (the SOURCE a dom0 call names, as the service's
+``$QREXEC_REMOTE_DOMAIN``; the policy does not apply to it).
 
 * ``qrexec-client-vm TARGET SERVICE[+ARG]`` runs "inside" the qube named by
-  ``$REHEARSAL_QUBE``: stdin is the payload, the service's stdout and stderr
-  come back, and the exit status is the service's, or 126 with
+  ``$REHEARSAL_QUBE``: stdin is streamed to the service, its stdout and
+  stderr come back, and the exit status is the service's, or 126 with
   ``Request refused`` on stderr when the policy refuses the call.
-* ``qrexec-client -d TARGET "DEFAULT:QUBESRPC SERVICE[+ARG] SOURCE"`` is the
-  dom0 side (SOURCE ``dom0``: no policy applies).
+* ``qrexec-client -d TARGET [-T] [-w SECONDS] "USER:QUBESRPC SERVICE[+ARG] SOURCE"``
+  (or ``"USER:COMMAND"``) is the dom0 side: no policy applies, a halted
+  target is not started (exit status 1).
 
 Both find the socket in ``$REHEARSAL_QREXEC_SOCKET``.
 """
@@ -23,61 +31,143 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import sys
+import threading
 
 ENV_SOCKET = "REHEARSAL_QREXEC_SOCKET"
 ENV_QUBE = "REHEARSAL_QUBE"
+ENV_DAEMON_DIR = "REHEARSAL_QREXEC_DAEMON_DIR"
+"""The directory of ``qrexec.<qube>`` files, one per qube whose root runs."""
 REFUSED = 126
 """qrexec's exit status for a call the policy refuses."""
 NOT_FOUND = 127
 """The exit status for a service the target does not offer."""
+CLIENT_ERROR = 1
+"""qrexec-client's exit status when the target does not exist or does not run."""
+MAX_HEADER = 4096
 MAX_REQUEST = 65536 + 4096
+"""What the services the rehearsal answers itself (admin.*, policy.*, clipboard) take as stdin."""
+STDOUT, STDERR, EXIT = b"O", b"E", b"X"
+FRAME = struct.Struct(">cI")
+CHUNK = 65536
+COMMAND_SERVICE = "@command"
 
 
-def encode_request(source: str, target: str, service: str, payload: bytes = b"") -> bytes:
-    """The bytes a client sends before half-closing."""
-    return f"{source} {target} {service}".encode("ascii") + b"\0" + payload
+def encode_request(source: str, target: str, service: str, options: dict | None = None) -> bytes:
+    """The header a client sends; stdin follows."""
+    words = [source, target, service] + [f"{key}={value}" for key, value in (options or {}).items()]
+    return " ".join(words).encode("ascii") + b"\0"
 
 
-def parse_request(data: bytes) -> tuple[str, str, str, bytes]:
-    """(source, target, service+arg, payload); ValueError for a malformed request."""
-    header, sep, payload = data.partition(b"\0")
-    if not sep:
-        raise ValueError("no NUL after the header")
+def parse_header(header: bytes) -> tuple[str, str, str, dict]:
+    """(source, target, service+arg, options) of a request header (without its NUL)."""
     fields = header.decode("ascii").split(" ")
-    if len(fields) != 3 or not all(fields):
-        raise ValueError("expected SOURCE TARGET SERVICE[+ARG]")
-    return fields[0], fields[1], fields[2], payload
+    if len(fields) < 3 or not all(fields):
+        raise ValueError("expected SOURCE TARGET SERVICE[+ARG] [KEY=VALUE...]")
+    options = {}
+    for word in fields[3:]:
+        key, sep, value = word.partition("=")
+        if not sep or key not in ("user", "command", "remote"):
+            raise ValueError(f"unknown request option {word!r}")
+        options[key] = value
+    return fields[0], fields[1], fields[2], options
 
 
-def reply_header(status: int, stderr: bytes = b"") -> bytes:
-    """The start of a reply: status, stderr length, newline, stderr."""
-    return f"{status} {len(stderr)}\n".encode("ascii") + stderr
+def frame(kind: bytes, data: bytes) -> bytes:
+    """One reply frame."""
+    return FRAME.pack(kind, len(data)) + data
 
 
-def call(path: str, source: str, target: str, service: str, payload: bytes, out) -> tuple[int, bytes]:
-    """Make one call; copy its stdout to the binary stream ``out`` as it arrives; (status, stderr)."""
+def exit_frame(status: int) -> bytes:
+    """The last frame: the exit status."""
+    return frame(EXIT, str(status).encode("ascii"))
+
+
+def _read_exact(reader, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = reader.read(size - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def _feed(sock: socket.socket, stdin) -> None:
+    try:
+        if stdin is not None:
+            while True:
+                chunk = stdin.read1(CHUNK) if hasattr(stdin, "read1") else stdin.read(CHUNK)
+                if not chunk:
+                    break
+                sock.sendall(chunk)
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # the service ended without reading all of it, as with a pipe
+
+
+def run_call(path: str, source: str, target: str, service: str, stdin, out, err,
+             options: dict | None = None, timeout: float | None = None) -> int:
+    """Make one call, streaming ``stdin`` (a binary file or None) to it and its output to ``out``/``err``.
+
+    The exit status; REFUSED when the connection closes without one.
+    """
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
+        sock.settimeout(timeout)
         sock.connect(path)
-        sock.sendall(encode_request(source, target, service, payload))
-        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(None)
+        sock.sendall(encode_request(source, target, service, options))
+        feeder = threading.Thread(target=_feed, args=(sock, stdin), daemon=True)
+        feeder.start()
         reader = sock.makefile("rb")
-        header = reader.readline()
-        try:
-            status, length = (int(word) for word in header.split())
-        except ValueError:
-            return REFUSED, b"qrexec: connection closed without a reply\n"
-        stderr = reader.read(length)
         while True:
-            chunk = reader.read1(65536)
-            if not chunk:
-                break
-            out.write(chunk)
-            out.flush()
-        return status, stderr
+            try:
+                kind, length = FRAME.unpack(_read_exact(reader, FRAME.size))
+                data = _read_exact(reader, length)
+            except EOFError:
+                err.write(b"qrexec: connection closed without an exit status\n")
+                err.flush()
+                return REFUSED
+            if kind == EXIT:
+                return int(data)
+            stream = out if kind == STDOUT else err
+            stream.write(data)
+            stream.flush()
     finally:
         sock.close()
+
+
+class _Collect:
+    def __init__(self):
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        """Keep it."""
+        self.data += data
+
+    def flush(self) -> None:
+        """Nothing to flush."""
+
+
+class _Bytes:
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def read(self, size: int) -> bytes:
+        """The next piece."""
+        chunk = self.data[self.pos:self.pos + size]
+        self.pos += len(chunk)
+        return chunk
+
+
+def call(path: str, source: str, target: str, service: str, payload: bytes, out,
+         options: dict | None = None) -> tuple[int, bytes]:
+    """One call with ``payload`` as stdin; stdout copied to ``out`` as it arrives; (status, stderr)."""
+    err = _Collect()
+    status = run_call(path, source, target, service, _Bytes(payload), out, err, options)
+    return status, bytes(err.data)
 
 
 def _socket_path() -> str:
@@ -87,16 +177,14 @@ def _socket_path() -> str:
     return path
 
 
-def _run(source: str, target: str, service: str) -> int:
-    payload = sys.stdin.buffer.read() if not sys.stdin.isatty() else b""
+def _run(source: str, target: str, service: str, options: dict | None = None, timeout: float | None = None) -> int:
+    stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer
     try:
-        status, stderr = call(_socket_path(), source, target, service, payload, sys.stdout.buffer)
+        status = run_call(_socket_path(), source, target, service, stdin, sys.stdout.buffer, sys.stderr.buffer,
+                          options, timeout)
     except OSError as exc:
         sys.stderr.write(f"qrexec stand-in: cannot reach {_socket_path()}: {exc}\n")
         return REFUSED
-    sys.stderr.buffer.write(stderr)
-    if status == REFUSED and not stderr:
-        sys.stderr.write("Request refused\n")
     return status
 
 
@@ -113,17 +201,43 @@ def main_vm(argv: list[str]) -> int:
 
 
 def main_dom0(argv: list[str]) -> int:
-    """``qrexec-client -d TARGET "DEFAULT:QUBESRPC SERVICE[+ARG] SOURCE"``."""
-    usage = 'usage: qrexec-client -d TARGET "DEFAULT:QUBESRPC SERVICE[+ARG] SOURCE"\n'
-    if len(argv) != 3 or argv[0] != "-d":
+    """``qrexec-client -d TARGET [-T] [-w SECONDS] "USER:QUBESRPC SERVICE[+ARG] SOURCE"`` or ``"USER:COMMAND"``."""
+    usage = ('usage: qrexec-client -d TARGET [-T] [-w SECONDS] "USER:QUBESRPC SERVICE[+ARG] SOURCE"\n'
+             '       qrexec-client -d TARGET [-T] [-w SECONDS] "USER:COMMAND"\n')
+    target, timeout, rest = None, None, []
+    words = list(argv)
+    while words:
+        word = words.pop(0)
+        if word == "-d" and words:
+            target = words.pop(0)
+        elif word == "-w" and words:
+            try:
+                timeout = float(words.pop(0))
+            except ValueError:
+                sys.stderr.write(usage)
+                return 2
+        elif word == "-T":
+            continue  # stderr's control characters: the stand-in passes bytes through unchanged
+        else:
+            rest.append(word)
+    if target is None or len(rest) != 1:
         sys.stderr.write(usage)
         return 2
-    user, sep, command = argv[2].partition(":")
+    user, sep, command = rest[0].partition(":")
+    if not sep or not user or not command:
+        sys.stderr.write(usage)
+        return 2
+    options = {} if user == "DEFAULT" else {"user": user}
     words = command.split()
-    if not sep or not user or len(words) != 3 or words[0] != "QUBESRPC":
-        sys.stderr.write(usage)
-        return 2
-    return _run(words[2], argv[1], words[1])
+    if words and words[0] == "QUBESRPC":
+        if len(words) != 3:
+            sys.stderr.write(usage)
+            return 2
+        if words[2] != "dom0":
+            options["remote"] = words[2]
+        return _run("dom0", target, words[1], options, timeout)
+    options["command"] = command.encode("utf-8").hex()
+    return _run("dom0", target, COMMAND_SERVICE, options, timeout)
 
 
 def main(argv: list[str]) -> int:
@@ -136,4 +250,8 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    _status = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # the thread that feeds stdin may still wait for input the service never read
+    os._exit(_status)

@@ -106,7 +106,7 @@ class RehearsalServer:
 
     async def stop(self) -> None:
         """Stop the companions, stop listening, finish running requests, remove the network's namespaces, save."""
-        for companion in self.companions:
+        for companion in reversed(self.companions):
             await companion.stop()
         if self._server is not None:
             self._server.close()

@@ -6,13 +6,18 @@ A world description is a YAML list of destinations::
     - name: bank.example.com      # optional: a hosts-file name for the address
       address: 192.0.2.10         # IPv4, inside a documentation range
       ports: [443]                # TCP ports that accept connections
+      http: repo                  # optional: serve this directory over HTTP on those ports
 
 Addresses must lie in the documentation ranges (192.0.2.0/24,
 198.51.100.0/24, 203.0.113.0/24), which exist nowhere but here.  The world
 also holds the Qubes virtual DNS addresses (10.139.1.1 and 10.139.1.2) with
 a DNS server on UDP and TCP port 53 that answers A queries from the hosts
 file.  Each TCP listener greets a client with the address it sees the
-connection come from (one line), then echoes what it receives.
+connection come from (one line), then echoes what it receives; a destination
+with ``http`` serves the files of that directory (relative to the world
+file) instead, to GET and HEAD, one request per connection, and logs each
+request (client address, method, path, status) to ``http-access.log`` next to
+the hosts file.
 
 The hosts file (``address name`` lines) is written from the description when
 the world starts; rules and probes resolve names through it, and it may be
@@ -25,8 +30,10 @@ import asyncio
 import dataclasses
 import ipaddress
 import os
+import functools
 import socket
 import struct
+import urllib.parse
 
 import yaml
 
@@ -39,6 +46,8 @@ DEFAULT_WORLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "world.
 DOCUMENTATION_NETS = tuple(ipaddress.ip_network(net) for net in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
 DNS_ADDRESSES = tuple(DNS_SERVERS.split())
 DNS_PORT = 53
+HTTP_LOG = "http-access.log"
+HTTP_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
 
 
 class WorldError(ValueError):
@@ -52,12 +61,14 @@ class Destination:
     address: str
     ports: tuple[int, ...]
     name: str | None = None
+    http: str | None = None
+    """A directory served over HTTP on the ports (None: greet and echo)."""
 
 
-def _destination(index: int, entry) -> Destination:
+def _destination(index: int, entry, base: str = ".") -> Destination:
     where = f"destination {index + 1}"
-    if not isinstance(entry, dict) or not set(entry) <= {"name", "address", "ports"} or "address" not in entry:
-        raise WorldError(f"{where}: expected a mapping with address, ports and an optional name")
+    if not isinstance(entry, dict) or not set(entry) <= {"name", "address", "ports", "http"} or "address" not in entry:
+        raise WorldError(f"{where}: expected a mapping with address, ports and an optional name and http")
     try:
         address = ipaddress.IPv4Address(str(entry["address"]))
     except ValueError as exc:
@@ -75,7 +86,12 @@ def _destination(index: int, entry) -> Destination:
             raise WorldError(f"{where}: {exc}") from None
         if dst_type != "dsthost":
             raise WorldError(f"{where}: name {name!r} is an address, not a hostname")
-    return Destination(str(address), tuple(ports), name)
+    http = entry.get("http")
+    if http is not None:
+        http = os.path.join(base, str(http))
+        if not os.path.isdir(http):
+            raise WorldError(f"{where}: http: {http} is not a directory")
+    return Destination(str(address), tuple(ports), name, http)
 
 
 def load(path: str) -> list[Destination]:
@@ -87,7 +103,8 @@ def load(path: str) -> list[Destination]:
         raise WorldError(f"{path}: {exc}") from None
     if not isinstance(data, list):
         raise WorldError(f"{path}: expected a list of destinations")
-    return [_destination(index, entry) for index, entry in enumerate(data)]
+    base = os.path.dirname(os.path.abspath(path))
+    return [_destination(index, entry, base) for index, entry in enumerate(data)]
 
 
 def write_hosts(path: str, destinations: list[Destination]) -> None:
@@ -226,13 +243,62 @@ class World:
             self._writers.discard(writer)
             writer.close()
 
+    async def _http(self, root: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One HTTP request for a file under ``root`` (GET or HEAD), answered and closed."""
+        self._writers.add(writer)
+        peer = writer.get_extra_info("peername")[0]
+        method, path, status = "-", "-", 400
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            words = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
+            if len(words) == 3:
+                method, path = words[0], words[1]
+            status, name = self._resolve(root, method, path)
+            if status != 200:
+                body = f"{status}\n".encode()
+                writer.write(f"HTTP/1.1 {status} {HTTP_REASONS[status]}\r\nContent-Length: {len(body)}\r\n"
+                             "Connection: close\r\n\r\n".encode() + body)
+            else:
+                size = os.path.getsize(name)
+                writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nContent-Type: application/octet-stream"
+                             "\r\nConnection: close\r\n\r\n".encode())
+                if method == "GET":
+                    with open(name, "rb") as handle:
+                        while chunk := handle.read(65536):
+                            writer.write(chunk)
+                            await writer.drain()
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            self._log_http(peer, method, path, status)
+            self._writers.discard(writer)
+            writer.close()
+
+    @staticmethod
+    def _resolve(root: str, method: str, path: str) -> tuple[int, str]:
+        if method not in ("GET", "HEAD"):
+            return 405, ""
+        relative = urllib.parse.unquote(urllib.parse.urlsplit(path).path).lstrip("/")
+        name = os.path.realpath(os.path.join(root, relative))
+        if not (name + os.sep).startswith(os.path.realpath(root) + os.sep) or not os.path.isfile(name):
+            return 404, ""
+        return 200, name
+
+    def _log_http(self, peer: str, method: str, path: str, status: int) -> None:
+        with open(os.path.join(os.path.dirname(self.hosts_path), HTTP_LOG), "a", encoding="utf-8") as handle:
+            handle.write(f"{peer} {method} {path} {status}\n")
+
     async def serve(self) -> None:
         """Start the TCP listeners and the DNS servers."""
         loop = asyncio.get_running_loop()
+        http = {(d.address, port): d.http for d in self.destinations if d.http for port in d.ports}
         for address, port in self.listeners():
             sock = self._bound(socket.SOCK_STREAM, address, port)
             sock.listen(128)
-            self._servers.append(await asyncio.start_server(self._greet_and_echo, sock=sock))
+            root = http.get((address, port))
+            handler = functools.partial(self._http, root) if root else self._greet_and_echo
+            self._servers.append(await asyncio.start_server(handler, sock=sock))
         for address in DNS_ADDRESSES:
             sock = self._bound(socket.SOCK_DGRAM, address, DNS_PORT)
             transport, _protocol = await loop.create_datagram_endpoint(lambda: _DnsProtocol(self.hosts_path), sock=sock)

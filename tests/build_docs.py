@@ -42,12 +42,19 @@ ANSIBLE_LABELS = {
     "ansible_configuration_settings": ("Ansible configuration settings",
                                        "https://docs.ansible.com/ansible/latest/reference_appendices/config.html"),
 }
+# Ansible's own environment variables that plugin options name (the connection's pipelining, remote_user).
+ANSIBLE_ENVVARS = ("ANSIBLE_PIPELINING", "ANSIBLE_REMOTE_USER")
 
 
 def ansible_references() -> str:
     lines = [":orphan:", "", "Ansible documentation referred to", "=================================", ""]
     for label, (title, url) in ANSIBLE_LABELS.items():
         lines += [f".. _{label}:", "", title, "-" * len(title), "", f"In the Ansible documentation: `{url} <{url}>`_.", ""]
+    title = "Ansible's environment variables"
+    lines += [title, "-" * len(title), ""]
+    config = ANSIBLE_LABELS["ansible_configuration_settings"][1]
+    for name in ANSIBLE_ENVVARS:
+        lines += [f".. envvar:: {name}", "", f"   An Ansible setting: `{config} <{config}>`_.", ""]
     return "\n".join(lines)
 
 

@@ -43,8 +43,10 @@ options:
     default: true
   connection:
     description:
-      - Value of C(ansible_connection) for qubes other than dom0 (dom0 always gets C(local)), for example
-        C(community.general.qubes) where that collection is installed.
+      - Value of C(ansible_connection) for qubes other than dom0 (dom0 always gets C(local)).
+      - C(corral.qubes.qrexec) runs tasks inside each qube with this collection's qrexec connection (one qrexec
+        call per command, a halted qube started when a task needs it); another plugin such as
+        C(community.general.qubes) works too where it is installed.
       - Empty (the default) sets nothing, so Ansible's own default applies; this collection's modules run on dom0
         and need no connection into a qube.
     type: str
@@ -54,6 +56,8 @@ options:
 EXAMPLES = r"""
 # inventories/local.qubes.yml
 plugin: corral.qubes.qubes
+# plays on qubes run their tasks inside the qubes, over qrexec (dom0 keeps the local connection)
+connection: corral.qubes.qrexec
 include_halted: false
 keyed_groups:
   - key: qubes_netvm

@@ -45,6 +45,8 @@ class RehearsalDom0:
         self.qrexec_socket = str(directory / "qubesd.qrexec.sock")  # named after the qubesd socket
         self.policy_dir = directory / "state" / "policy.d"
         self.call_log = str(directory / "calls.jsonl")
+        self.qrexec_log = str(directory / "qrexec.jsonl")
+        self.daemon_dir = str(directory / "qubes")
         self.release = release
         self.extra_args = list(extra_args)
         self.proc = None
@@ -62,6 +64,8 @@ class RehearsalDom0:
             if os.path.exists(self.socket) and os.path.exists(self.qrexec_socket):
                 try:
                     raw_exchange(self.socket, b"admin.vmclass.List+ dom0 name dom0\x00", timeout=2)
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                        probe.connect(self.qrexec_socket)  # a killed server's stale socket refuses
                     return self
                 except (OSError, wire.QubesDaemonCommunicationError):
                     pass  # not listening yet (or a stale socket of a killed server)
@@ -98,7 +102,7 @@ class RehearsalDom0:
     def qube_env(self, qube: str = "dom0") -> dict:
         """Environment for the qrexec stand-ins: calls made from ``qube`` (dom0: the dom0 side)."""
         env = dict(os.environ, REHEARSAL_QREXEC_SOCKET=self.qrexec_socket, QREXEC_CLIENT=str(QREXEC_CLIENT),
-                   QREXEC_CLIENT_VM=str(QREXEC_CLIENT_VM))
+                   QREXEC_CLIENT_VM=str(QREXEC_CLIENT_VM), REHEARSAL_QREXEC_DAEMON_DIR=self.daemon_dir)
         env["REHEARSAL_QUBE"] = qube
         return env
 
@@ -109,6 +113,10 @@ class RehearsalDom0:
     def calls(self) -> list[dict]:
         """The call log so far."""
         return observe.read_call_log(self.call_log)
+
+    def qrexec_calls(self) -> list[dict]:
+        """The qrexec call log so far."""
+        return observe.read_call_log(self.qrexec_log)
 
     def mark(self) -> int:
         """A position in the call log, for :meth:`calls_since`."""

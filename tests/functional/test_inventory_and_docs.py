@@ -90,6 +90,7 @@ def documented_plugins() -> list[tuple[str, str]]:
     """Every plugin and role of the collection, found in the tree (a new one is covered without editing this)."""
     found = [("module", path.stem) for path in (ROOT / "plugins" / "modules").glob("*.py")]
     found += [("inventory", path.stem) for path in (ROOT / "plugins" / "inventory").glob("*.py")]
+    found += [("connection", path.stem) for path in (ROOT / "plugins" / "connection").glob("*.py")]
     found += [("filter", path.stem) for path in (ROOT / "plugins" / "filter").glob("*.yml")]
     found += [("role", path.name) for path in (ROOT / "roles").iterdir() if (path / "meta" / "argument_specs.yml").exists()]
     return sorted((kind, f"corral.qubes.{name}") for kind, name in found if not name.startswith("_"))
@@ -97,7 +98,7 @@ def documented_plugins() -> list[tuple[str, str]]:
 
 def test_every_plugin_is_documented():
     kinds = {kind for kind, _name in documented_plugins()}
-    assert kinds == {"module", "inventory", "filter", "role"}
+    assert kinds == {"module", "inventory", "filter", "connection", "role"}
     assert ("filter", "corral.qubes.whitelists") in documented_plugins()
 
 

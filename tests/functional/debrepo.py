@@ -1,0 +1,58 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A local Debian package repository for tests: tiny .deb packages made with dpkg-deb, a flat index."""
+
+from __future__ import annotations
+
+import hashlib
+import pathlib
+import subprocess
+import time
+
+
+def build_package(workdir: pathlib.Path, name: str, version: str, files: dict[str, bytes],
+                  description: str = "a package made by the tests") -> pathlib.Path:
+    """``NAME_VERSION_all.deb`` holding ``files`` (absolute path -> content), built with dpkg-deb."""
+    tree = workdir / f"{name}-{version}"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN" / "control").write_text(
+        f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: corral tests <tests@example.org>\n"
+        f"Description: {description}\n", encoding="utf-8")
+    for path, content in files.items():
+        target = tree / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    deb = workdir / f"{name}_{version}_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(tree), str(deb)], check=True,
+                   capture_output=True)
+    return deb
+
+
+def _field(control: str, key: str) -> str:
+    for line in control.splitlines():
+        if line.startswith(key + ":"):
+            return line.split(":", 1)[1].strip()
+    raise KeyError(key)
+
+
+def write_repository(directory: pathlib.Path, debs: list[pathlib.Path]) -> None:
+    """A flat repository (``deb [trusted=yes] URL ./``): the packages, ``Packages`` and ``Release``.
+
+    ``Packages`` holds what dpkg-scanpackages would write for each package:
+    its control fields, then Filename, Size and checksums.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    stanzas = []
+    for deb in debs:
+        data = deb.read_bytes()
+        (directory / deb.name).write_bytes(data)
+        control = subprocess.run(["dpkg-deb", "--field", str(deb)], check=True, capture_output=True,
+                                 text=True).stdout.strip()
+        assert _field(control, "Package")
+        stanzas.append(f"{control}\nFilename: ./{deb.name}\nSize: {len(data)}\n"
+                       f"MD5sum: {hashlib.md5(data).hexdigest()}\nSHA256: {hashlib.sha256(data).hexdigest()}\n")
+    packages = "\n".join(stanzas).encode()
+    (directory / "Packages").write_bytes(packages)
+    date = time.strftime("%a, %d %b %Y %H:%M:%S UTC", time.gmtime())
+    (directory / "Release").write_text(
+        f"Origin: corral tests\nLabel: corral tests\nDate: {date}\nSHA256:\n"
+        f" {hashlib.sha256(packages).hexdigest()} {len(packages)} Packages\n", encoding="utf-8")
