@@ -83,7 +83,7 @@ def run_playbook(args: list, sock: str, directory: str) -> float:
     """Wall seconds of one ansible-playbook run from the repository root."""
     env = dict(os.environ, QUBESD_SOCKET=sock, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
                QREXEC_CLIENT=os.path.join(ROOT, "rehearsal", "bin", "qrexec-client"),
-               REHEARSAL_QREXEC_SOCKET=os.path.join(os.path.dirname(sock), "qrexec.sock"),
+               REHEARSAL_QREXEC_SOCKET=sock.removesuffix(".sock") + ".qrexec.sock",
                ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCAL_TEMP=os.path.join(directory, "tmp"),
                ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
     started = time.monotonic()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import shutil
 import subprocess
 import signal
@@ -33,7 +34,9 @@ from rehearsal.policy_admin import POLICY_DIR, PolicyStore
 from rehearsal.server import RehearsalServer
 
 DEFAULT_SOCKET = "/var/run/qubesd.sock"
-QREXEC_SOCKET_NAME = "qrexec.sock"
+QREXEC_SOCKET_SUFFIX = ".qrexec.sock"
+"""The qrexec socket is named after the qubesd socket: ``foo.sock`` -> ``foo.qrexec.sock`` (two servers in one
+folder do not collide)."""
 DAEMON_DIR_NAME = "qubes"
 """Where ``qrexec.<qube>`` files go by default: ``qubes/`` next to the qrexec socket (/var/run/qubes)."""
 QREXEC_LOG_NAME = "qrexec.jsonl"
@@ -41,9 +44,23 @@ BIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin")
 """The qrexec-client and qrexec-client-vm stand-ins."""
 
 
+def qrexec_socket_next_to(socket_path: str) -> str:
+    """The default qrexec socket of a qubesd socket: ``foo.sock`` -> ``foo.qrexec.sock`` in the same folder."""
+    path = os.path.abspath(socket_path)
+    return (path[:-len(".sock")] if path.endswith(".sock") else path) + QREXEC_SOCKET_SUFFIX
+
+
 def qrexec_socket_for(args) -> str:
-    """The qrexec socket: --qrexec-socket, or qrexec.sock next to the qubesd socket."""
-    return args.qrexec_socket or os.path.join(os.path.dirname(os.path.abspath(args.socket)), QREXEC_SOCKET_NAME)
+    """The qrexec socket: --qrexec-socket, or the one named after the qubesd socket."""
+    return args.qrexec_socket or qrexec_socket_next_to(args.socket)
+
+
+def play_environment(args) -> dict:
+    """What a play (or any client) needs to reach this rehearsal dom0: its sockets and the dom0 stand-ins."""
+    return {"QUBESD_SOCKET": os.path.abspath(args.socket),
+            "QREXEC_CLIENT": os.path.join(BIN_DIR, "qrexec-client"),
+            qrexec_proto.ENV_SOCKET: os.path.abspath(qrexec_socket_for(args)),
+            "CORRAL_XL": os.path.join(BIN_DIR, "xl")}
 
 
 def daemon_dir_for(args) -> str:
@@ -130,7 +147,7 @@ def build_network(args, dom0: Dom0) -> network.Network | None:
 
 
 async def _serve(server: RehearsalServer, ready: threading.Event | None = None,
-                 stop: asyncio.Event | None = None) -> None:
+                 stop: asyncio.Event | None = None, environment: dict | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     if ready is None:
@@ -146,13 +163,18 @@ async def _serve(server: RehearsalServer, ready: threading.Event | None = None,
                 print(f"  and {companion.socket_path}", flush=True)
             if getattr(companion, "daemon_dir", None):
                 print(f"  qubes run on real roots; {qrexec_proto.ENV_DAEMON_DIR}={companion.daemon_dir}", flush=True)
+        if environment:
+            print("environment for a play against it (sh):", flush=True)
+            for key, value in environment.items():
+                print(f"  export {key}={shlex.quote(value)}", flush=True)
+            print(f"  export PATH={shlex.quote(os.path.join(BIN_DIR, 'dom0'))}:\"$PATH\"", flush=True)
     await stop.wait()
     await server.stop()
 
 
 def cmd_serve(args) -> int:
     """Serve until SIGTERM/SIGINT."""
-    asyncio.run(_serve(build_server(args)))
+    asyncio.run(_serve(build_server(args), environment=play_environment(args)))
     return 0
 
 
@@ -235,11 +257,9 @@ def cmd_run(args) -> int:
     if args.fresh and os.path.exists(args.state):
         shutil.rmtree(args.state)
     os.makedirs(os.path.dirname(os.path.abspath(args.socket)), exist_ok=True)
-    env = dict(os.environ, QUBESD_SOCKET=os.path.abspath(args.socket),
-               QREXEC_CLIENT=os.path.join(BIN_DIR, "qrexec-client"), CORRAL_XL=os.path.join(BIN_DIR, "xl"))
+    env = dict(os.environ, **play_environment(args))
     # dom0 commands the collection runs (qvm-template) resolve to the rehearsal's stand-ins
     env["PATH"] = os.pathsep.join([os.path.join(BIN_DIR, "dom0"), env.get("PATH", os.defpath)])
-    env[qrexec_proto.ENV_SOCKET] = os.path.abspath(qrexec_socket_for(args))
     env[qrexec_proto.ENV_DAEMON_DIR] = daemon_dir_for(args)
     # where corral.qubes.qrexec looks for a running qube's qrexec daemon socket (/var/run/qubes in dom0)
     env["CORRAL_QREXEC_DAEMON_DIR"] = daemon_dir_for(args)
@@ -260,8 +280,8 @@ def cmd_probe(args) -> int:
 
 def cmd_clipboard(args) -> int:
     """Copy a qube's clipboard into the global one, or paste the global one into a qube."""
-    path = args.qrexec_socket or os.environ.get(qrexec_proto.ENV_SOCKET) or os.path.join(
-        os.path.dirname(os.path.abspath(os.environ.get("QUBESD_SOCKET", DEFAULT_SOCKET))), QREXEC_SOCKET_NAME)
+    path = args.qrexec_socket or os.environ.get(qrexec_proto.ENV_SOCKET) or qrexec_socket_next_to(
+        os.environ.get("QUBESD_SOCKET", DEFAULT_SOCKET))
     service = "qubes.ClipboardCopy" if args.action == "copy" else "qubes.ClipboardPaste"
     payload = args.text.encode("utf-8") if args.action == "copy" else b""
     try:
@@ -297,8 +317,8 @@ def main(argv=None) -> int:
     for p in (serve, demo, run):
         _add_state_options(p)
         p.add_argument("--socket", default=DEFAULT_SOCKET, help="socket path (default %(default)s)")
-        p.add_argument("--qrexec-socket", help=f"the qrexec stand-in's socket (default: {QREXEC_SOCKET_NAME} "
-                                               "next to --socket)")
+        p.add_argument("--qrexec-socket", help="the qrexec stand-in's socket (default: named after --socket, "
+                                               f"foo.sock -> foo{QREXEC_SOCKET_SUFFIX})")
         p.add_argument("--call-log", help="append one JSON line per call to this file")
         p.add_argument("--fault", action="append", default=[], metavar="METHOD:N[+]:fail|drop|garble|crash",
                        help="fail, drop or garble (a success reply that is not UTF-8) the Nth call of METHOD "
@@ -357,8 +377,8 @@ def main(argv=None) -> int:
     paste = clip_sub.add_parser("paste", help="paste the global clipboard into QUBE (prints it) if the policy allows")
     paste.add_argument("qube")
     for p in (copy, paste):
-        p.add_argument("--qrexec-socket", help=f"default ${qrexec_proto.ENV_SOCKET}, or {QREXEC_SOCKET_NAME} "
-                                               "next to $QUBESD_SOCKET")
+        p.add_argument("--qrexec-socket", help=f"default ${qrexec_proto.ENV_SOCKET}, or the one named after "
+                                               "$QUBESD_SOCKET")
     clip.set_defaults(func=cmd_clipboard)
 
     rootfs_parser = sub.add_parser("rootfs", help="the cached base root filesystem of the qubes")

@@ -44,3 +44,16 @@ attributes:
     support: full
     description: Shows the fields that change, before and after, in the canonical form qubesd reports.
 """
+
+    CREATED_IN_RUN = r"""
+options:
+  created_in_run:
+    description:
+      - Qubes that an earlier task of the same run creates. In check mode a qube the task names that does not
+        exist yet is a warning ("check mode assumes an earlier task of this run creates it") only when it is in
+        this list; any other missing qube is the same error as in a real run.
+      - Left out, check mode assumes that any missing qube may be created by an earlier task. The role
+        C(corral.qubes.qubes) passes what M(corral.qubes.layout_check) found the layout creates.
+    type: list
+    elements: str
+"""

@@ -34,6 +34,9 @@ TAGS_MODES = ("exact", "add")
 PROTECTED_TAG_PREFIXES = ("created-by-", "disp-created-by-", "guivm-", "audiovm-")
 """Tags qubesd sets itself; exact mode never removes them and a layout cannot set them."""
 
+CREATED_FEATURE = "corral-created"
+"""Feature set on the qubes corral.qubes.qube creates with ``mark_created``: what a layout's ``prune`` may remove."""
+
 TOP_LEVEL_PROPERTIES = ("label", "template", "netvm")
 NOT_COPIED = frozenset({"label", "template", "name", "installed_by_rpm", "backup_timestamp"})
 """Properties a clone does not take from its source."""
@@ -49,6 +52,7 @@ class PlanError(ValueError):
     def __init__(self, field: str, message: str):
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.message = message
 
 
 class ApplyError(RuntimeError):
@@ -75,6 +79,14 @@ class Reader:
         self._pools = None
         self._volume_names: dict = {}
         self._volume_info: dict = {}
+        self.created_in_run = None
+        """Names an earlier task of this run creates (check mode assumes only these); None: any name."""
+
+    @property
+    def hidden_by_policy(self) -> bool:
+        """Whether a qube missing from ``admin.vm.List`` may exist but be hidden (the qrexec transport of a
+        management qube, where the admin policy filters the list)."""
+        return getattr(self.client.transport, "local", True) is False
 
     @property
     def vms(self) -> dict[str, formats.VmListEntry]:
@@ -354,6 +366,7 @@ class QubeSpec:
     pool: dict | str | None = None
     clone_from: str | None = None
     shutdown_if_needed: bool = False
+    mark_created: bool = False
 
     @classmethod
     def from_params(cls, params: dict) -> QubeSpec:
@@ -450,6 +463,7 @@ class QubeSpec:
                 raise PlanError("clone_from", "a qube cannot be cloned from itself")
         spec.clone_from = clone_from
         spec.shutdown_if_needed = bool(params.get("shutdown_if_needed"))
+        spec.mark_created = bool(params.get("mark_created"))
         return spec
 
 
@@ -461,14 +475,24 @@ def missing_qube(reader: Reader, plan: Plan, check_mode: bool, field: str, name:
     """Whether qube ``name`` is missing: an error naming ``field``, or in check mode a warning.
 
     In check mode an earlier task of the same run may create the qube, so the
-    plan goes on (with ``assumed`` said in the warning) without what needs it.
+    plan goes on (with ``assumed`` said in the warning) without what needs it
+    - only for the names in ``reader.created_in_run`` when it is set (what
+    the layout creates); any other name is the same error as in a real run.
+    Through a management qube's qrexec transport a missing qube may be hidden
+    by the admin policy, and the error says so.
     """
     if name in reader.vms:
         return False
-    if check_mode:
+    planned = reader.created_in_run
+    if check_mode and (planned is None or name in planned):
         plan.warnings.append(f"{where or field}: {name} does not exist yet; check mode assumes an earlier task "
                              f"of this run creates it{assumed}")
         return True
+    if reader.hidden_by_policy:
+        raise PlanError(field, f"no qube named {name!r} is visible to this management qube: its admin policy may "
+                               "hide it (add it to the qubes the management qube manages), or it does not exist")
+    if check_mode:
+        hint = f"{hint}; nothing in this run creates it (created_in_run: {', '.join(planned) or 'none'})"
     raise PlanError(field, f"no qube named {name!r}{hint}")
 
 
@@ -502,12 +526,35 @@ class QubePlanner:
         if spec.state == "absent":
             if exists:
                 self._plan_removal()
+                self.plan.before, self.plan.after = self._diff_shape(self.plan.before), self._diff_shape(
+                    self.plan.after)
             return self.plan
         if exists:
             self._plan_existing()
         else:
             self._plan_new()
+        self.plan.before, self.plan.after = self._diff_shape(self.plan.before), self._diff_shape(self.plan.after)
         return self.plan
+
+    def _diff_shape(self, picture: dict) -> dict:
+        """One shape for every diff of a qube, created or changed: its name first, then state and class, the
+        top-level properties (label, template, netvm) at the top, the other properties, features, tags and
+        volumes below."""
+        picture = dict(picture)
+        props = dict(picture.pop("properties", {}))
+        out = {"name": self.name}
+        for key in ("state", "class"):
+            if key in picture:
+                out[key] = picture.pop(key)
+        for prop in TOP_LEVEL_PROPERTIES:
+            if prop in picture:
+                out[prop] = picture.pop(prop)
+            elif prop in props:
+                out[prop] = props.pop(prop)
+        if props:
+            out["properties"] = props
+        out.update(picture)
+        return out
 
     # -- removal ----------------------------------------------------------------
 
@@ -597,6 +644,8 @@ class QubePlanner:
             after["properties"] = after_props
 
         scratch: dict = {}  # a new qube's "before" is only its absence
+        if spec.mark_created:
+            self.spec.features.setdefault(CREATED_FEATURE, "1")  # what a layout's prune may remove, later
         self._plan_features(dict(copy_features), scratch, after)
         self._plan_tags(copy_tags, scratch, after)
         self._plan_new_volumes(klass, template, source, scratch, after)
@@ -1189,7 +1238,7 @@ def describe_qube(reader: Reader, name: str, sections=INFO_SECTIONS, features_on
                                  for prop, value in props.items()}
     if "features" in sections:
         features = reader.features(name, features_only)
-        layout["features"] = {k: v for k, v in features.items() if not k.startswith("service.")}
+        layout["features"] = {k: v for k, v in features.items() if not k.startswith("service.") and k != CREATED_FEATURE}
         layout["services"] = {k[len("service."):]: v == "1" for k, v in features.items() if k.startswith("service.")}
     if "tags" in sections:
         details["tags"] = reader.tags(name)

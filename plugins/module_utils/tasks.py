@@ -17,13 +17,16 @@ import traceback
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, firewall, flows, hardware, policy_client, policy_files, schema, wire
+from ansible_collections.corral.qubes.plugins.module_utils import layout as layout_mod
 from ansible_collections.corral.qubes.plugins.module_utils import template as template_mod
 
 ADMIN_API_ARGS = {"qubesd_socket": {"type": "path"}}
+CREATED_IN_RUN = {"created_in_run": {"type": "list", "elements": "str"}}
 
 ARGUMENT_SPECS = {
     "qube": dict(
         ADMIN_API_ARGS,
+        **CREATED_IN_RUN,
         name={"type": "str", "required": True},
         state={"type": "str", "default": "present", "choices": list(engine.QUBE_STATES)},
         template={"type": "str"},
@@ -38,10 +41,12 @@ ARGUMENT_SPECS = {
         pool={"type": "raw"},
         clone_from={"type": "str"},
         shutdown_if_needed={"type": "bool", "default": False},
+        mark_created={"type": "bool", "default": False},
         **{"class": {"type": "str", "choices": list(schema.CLASSES), "aliases": ["klass"]}},
     ),
     "devices": dict(
         ADMIN_API_ARGS,
+        **CREATED_IN_RUN,
         name={"type": "str"},
         devices={"type": "list", "elements": "dict"},
         qubes={"type": "dict"},
@@ -63,6 +68,7 @@ ARGUMENT_SPECS = {
     ),
     "firewall": dict(
         ADMIN_API_ARGS,
+        **CREATED_IN_RUN,
         name={"type": "str"},
         rules={"type": "list", "elements": "dict"},
         policy={"type": "str", "choices": list(firewall.POLICIES)},
@@ -94,6 +100,20 @@ ARGUMENT_SPECS = {
         updatevm={"type": "str"},
         repo_files={"type": "list", "elements": "path", "default": []},
         qvm_template={"type": "path", "default": template_mod.DEFAULT_TOOL},
+    ),
+    "layout_check": dict(
+        ADMIN_API_ARGS,
+        layout={"type": "dict", "default": {}},
+        templates={"type": "list", "elements": "raw", "default": []},
+        prefs={"type": "dict", "default": {}},
+        destinations={"type": "dict", "default": {}},
+        tasks={"type": "list", "elements": "raw", "default": []},
+        network={"type": "dict", "default": {}},
+        flows={"type": "dict", "default": {}},
+        policies={"type": "dict", "default": {}},
+        flows_policy={"type": "str", "default": "30-corral-flows"},
+        policies_elsewhere={"type": "list", "elements": "str", "default": []},
+        prune={"type": "bool", "default": False},
     ),
     "qube_info": dict(
         ADMIN_API_ARGS,
@@ -128,11 +148,14 @@ def run(kind: str, params: dict, check_mode: bool = False, diff: bool = False) -
         result["api_calls"] = sum(client.calls.values())
         return result
     reader = engine.Reader(client)
+    reader.created_in_run = params.get("created_in_run")
     if kind == "template":
         result = template_mod.run(reader, params, check_mode, diff)
         result["api_calls"] = sum(client.calls.values())
         return result
-    if kind == "qube_info":
+    if kind == "layout_check":
+        result = _layout_check(reader, params)
+    elif kind == "qube_info":
         result = _info(reader, params)
     elif kind == "hardware_check":
         result = hardware.run_check(reader, params)
@@ -246,6 +269,14 @@ def _audit(reader: engine.Reader, params: dict) -> dict:
         result["warnings"] = [f"declared but denied by the policy: {flow['from']} -> {flow['to']}"
                               for flow in report["blocked"]]
     return result
+
+
+def _layout_check(reader: engine.Reader, params: dict) -> dict:
+    """The whole layout against the system: every problem at once, or what the run creates and the drift."""
+    try:
+        return layout_mod.check(reader, params, hidden_by_policy=reader.hidden_by_policy, store=policy_files.ApiStore())
+    except wire.QubesException as exc:
+        return {"failed": True, "changed": False, "msg": f"reading the system failed: {type(exc).__name__}: {exc}"}
 
 
 def _info(reader: engine.Reader, params: dict) -> dict:

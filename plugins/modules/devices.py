@@ -30,6 +30,7 @@ author:
   - corral.qubes contributors (!UNKNOWN)
 extends_documentation_fragment:
   - corral.qubes.admin_api
+  - corral.qubes.admin_api.created_in_run
   - corral.qubes.admin_api.check_mode
 options:
   name:

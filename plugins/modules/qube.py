@@ -24,6 +24,7 @@ author:
   - corral.qubes contributors (!UNKNOWN)
 extends_documentation_fragment:
   - corral.qubes.admin_api
+  - corral.qubes.admin_api.created_in_run
   - corral.qubes.admin_api.check_mode
 options:
   name:
@@ -128,6 +129,14 @@ options:
       - A change qubesd only accepts on a halted qube (the template of an AppVM or DispVM) shuts the qube down
         first and starts it again afterwards if it was running.
       - Without it such a change on a running qube fails before anything is changed.
+    type: bool
+    default: false
+  mark_created:
+    description:
+      - When the task creates the qube, also set its feature C(corral-created) (V(1)), which marks it as created by
+        this collection. The role C(corral.qubes.qubes) sets it, so that its C(qubes_prune) may later remove a qube
+        the layout no longer declares, and never one it did not create. An existing qube is never marked.
+      - M(corral.qubes.qube_info) leaves the feature out of the layout data it returns.
     type: bool
     default: false
 seealso:

@@ -42,7 +42,7 @@ class RehearsalDom0:
         self.directory = directory
         self.state_dir = str(directory / "state")
         self.socket = str(directory / "qubesd.sock")
-        self.qrexec_socket = str(directory / "qrexec.sock")
+        self.qrexec_socket = str(directory / "qubesd.qrexec.sock")  # named after the qubesd socket
         self.policy_dir = directory / "state" / "policy.d"
         self.call_log = str(directory / "calls.jsonl")
         self.qrexec_log = str(directory / "qrexec.jsonl")

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
 import sys
+import time
 
 from harness import ROOT
 
@@ -72,3 +75,40 @@ def test_run_serves_while_a_command_runs(tmp_path):
     assert again.returncode == 7
     assert "made" not in (tmp_path / "state" / "qubes.json").read_text()  # --fresh started over
     assert rehearsal("run", "--state", str(tmp_path / "state"), "--socket", str(tmp_path / "q.sock")).returncode == 2
+
+
+def test_serve_prints_the_environment_of_a_play_and_two_servers_share_a_folder(tmp_path):
+    """Each server's qrexec socket is named after its qubesd socket (a.sock -> a.qrexec.sock), so two servers in
+    one folder do not collide; serve prints what a play needs, and that environment reaches each server."""
+    servers, environments = [], []
+    try:
+        for name in ("a", "b"):
+            subprocess.run([sys.executable, "-m", "rehearsal", "init", "--state", str(tmp_path / name)], cwd=ROOT,
+                           check=True, capture_output=True)
+            proc = subprocess.Popen([sys.executable, "-m", "rehearsal", "serve", "--state", str(tmp_path / name),
+                                     "--socket", str(tmp_path / f"{name}.sock")], cwd=ROOT, stdout=subprocess.PIPE,
+                                    text=True)
+            servers.append(proc)
+            lines, deadline = [], time.monotonic() + 20
+            while time.monotonic() < deadline and not any(line.strip().startswith("export PATH=") for line in lines):
+                lines.append(proc.stdout.readline())
+            env = {}
+            for line in lines:
+                if line.strip().startswith("export ") and not line.strip().startswith("export PATH="):
+                    key, value = line.strip()[len("export "):].split("=", 1)
+                    env[key] = shlex.split(value)[0]
+            environments.append(env)
+        for name, env in zip(("a", "b"), environments):
+            assert env["QUBESD_SOCKET"] == str(tmp_path / f"{name}.sock")
+            assert env["REHEARSAL_QREXEC_SOCKET"] == str(tmp_path / f"{name}.qrexec.sock")
+            assert os.path.exists(env["QREXEC_CLIENT"]) and os.path.exists(env["REHEARSAL_QREXEC_SOCKET"])
+            # the policy admin API of each server, through the printed environment: its own policy files
+            script = ("from ansible_collections.corral.qubes.plugins.module_utils import client, policy_client; "
+                      "print(client.AdminClient().list_vms().keys() and policy_client.PolicyAdmin().list())")
+            listed = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, **env), capture_output=True,
+                                    text=True, check=False)
+            assert listed.returncode == 0 and "90-default" in listed.stdout, listed
+    finally:
+        for proc in servers:
+            proc.terminate()
+            proc.wait(timeout=30)

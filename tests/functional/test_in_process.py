@@ -57,6 +57,10 @@ def template(**args) -> dict:
     return {"corral.qubes.template": args}
 
 
+def layout_check(**args) -> dict:
+    return {"corral.qubes.layout_check": args}
+
+
 NIC = {"class": "pci", "device": "dom0:00_19.0"}
 PROFILE = {"name": "t420s", "memory_mib": 16384, "cores": 2, "threads": 4, "vtx": True, "vtd": True}
 
@@ -106,12 +110,15 @@ CASES = [
     template(names=["fedora-42-xfec"]),
     template(names=["fedora-42-xfce"], state="absent"),
     template(names=["debian-12-minimal"], state="gone"),
+    layout_check(layout={"work": {"label": "blue"}}, network={"work": "allow_all"}),
+    layout_check(layout={"work": {"lable": "blue"}}, tasks=[{"domain": "wrok"}]),
+    layout_check(layout=[], prune="maybe"),
 ]
 
 # A qubesd (and policy admin service) whose every reply is unreadable: an unexpected exception in each module.
 GARBLED = [qube("work", **WORK), prefs(clockvm="sys-firewall"), firewall(**WHITELIST), policy(**FLOWS),
            audit(matrix={"work": []}), info(), devices(name="work", devices=[NIC]), hardware(profile=PROFILE),
-           template(names=["debian-12-minimal"])]
+           template(names=["debian-12-minimal"]), layout_check(layout={"work": {}})]
 
 
 @pytest.fixture
@@ -184,6 +191,8 @@ def test_every_module_reports_the_same_both_ways(both_ways):
     assert {31, 32, 34, 35} <= failed
     assert [results[i]["changed"] for i in (29, 30, 36, 37)] == [True, False, True, False]
     assert {38, 39, 40} <= failed and "fedora-42-xfce" in results[38]["msg"]  # the close name suggested
+    assert 41 not in failed and {42, 43} <= failed
+    assert [problem["path"] for problem in results[42]["problems"]] == ["qubes_layout.work.lable", "qubes_tasks[0].domain"]
     # the module path really ran as a module process, and the in-process path did not
     assert "AnsiballZ_qube" not in in_process.output
 
@@ -198,7 +207,7 @@ def test_every_module_is_compared():
 def test_check_mode_reports_the_same_both_ways(both_ways):
     in_process, module = both_ways(CASES, check=True, diff=True)
     assert_same(in_process, module)
-    assert in_process[0]["changed"] and in_process[0]["diff"]["before"] == {"state": "absent"}
+    assert in_process[0]["changed"] and in_process[0]["diff"]["before"] == {"name": "work", "state": "absent"}
     assert in_process[1]["changed"]  # nothing was created: the same plan again
 
 

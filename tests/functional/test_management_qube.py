@@ -64,3 +64,28 @@ def test_a_granted_policy_admin_api_works_from_the_management_qube(dom0, player,
                       {"corral.qubes.policy": {"name": "40-from-mgmt", "rules": rules}}], env=mgmt)
     assert [r.get("changed") for r in run.results] == [True, False], run.output
     assert "qubes.Filecopy * work @anyvm deny" in run[0]["content"]
+
+
+def test_the_layout_from_the_management_qube(dom0, player, mgmt, tmp_path):
+    """The role with qubes_from_management_qube: the parts a management qube cannot do are skipped, names hidden
+    by its admin policy are warnings of the layout check, and a module names the hidden qube as not visible."""
+    layout = {"work": {"label": "purple", "netvm": "sys-firewall", "template": "fedora-42-xfce",
+                       "firewall": [{"action": "accept", "dsthost": "198.51.100.7"}, {"action": "drop"}]}}
+    rules = [{"service": "qubes.Filecopy", "source": "work", "target": "@anyvm", "action": "deny"}]
+    mark = dom0.mark()
+    run = player.run([{"ansible.builtin.include_role": {"name": "corral.qubes.qubes"},
+                       "vars": {"qubes_layout": layout, "qubes_from_management_qube": True,
+                                "qubes_prefs": {"clockvm": "sys-firewall"}, "qubes_policies": {"50-from-mgmt": rules}}}],
+                     env=mgmt)
+    assert not run.failed, run.output
+    assert "sys-firewall is not visible to this management qube" in run.output
+    assert {call.get("source") for call in dom0.calls_since(mark)} == {"mgmt"}  # every call came from mgmt
+    client = dom0.client()
+    assert client.property_get("work", "label").value == "purple"
+    assert client.firewall_get("work") == ["action=accept dst4=198.51.100.7/32", "action=drop"]
+    assert client.property_get(None, "clockvm").value != "sys-firewall"  # prefs skipped
+    assert not (dom0.policy_dir / "50-from-mgmt.policy").exists()  # policy files skipped
+    hidden = player.run([qube("work", template="debian-13-xfce", shutdown_if_needed=True)], env=mgmt)[0]
+    assert hidden["failed"] and hidden["field"] == "template"
+    assert "no qube named 'debian-13-xfce' is visible to this management qube" in hidden["msg"]
+    assert "install or create the template first" not in hidden["msg"]

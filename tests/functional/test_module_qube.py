@@ -23,7 +23,7 @@ def test_create_everything_then_nothing_to_do(dom0, player):
     assert result["changed"] and not result.get("failed"), result
     assert result["actions"][0] == "create AppVM work from template fedora-42-xfce"
     assert result["actions"][-1] == "start work"
-    assert result["diff"]["before"] == {"state": "absent"}
+    assert result["diff"]["before"] == {"name": "work", "state": "absent"}
     summary = {"name": "work", "class": "AppVM", "state": "running", "label": "blue",
                "template": "fedora-42-xfce", "netvm": "sys-firewall"}
     assert result["qube"] == summary
@@ -60,8 +60,8 @@ def test_check_mode_reports_and_changes_nothing(dom0, player):
                      check=True, diff=True)
     assert run[0]["changed"] and run[1]["changed"]
     assert run[0]["diff"]["after"]["state"] == "running"
-    assert run[1]["diff"] == {"before": {"state": "halted", "properties": {"memory": "400 (default)"}},
-                              "after": {"state": "running", "properties": {"memory": "1000"}}}
+    assert run[1]["diff"] == {"before": {"name": "sys-firewall", "state": "halted", "properties": {"memory": "400 (default)"}},
+                              "after": {"name": "sys-firewall", "state": "running", "properties": {"memory": "1000"}}}
     assert run[1]["actions"] == ["set sys-firewall memory = '1000'", "start sys-firewall"]
     assert dom0.writes_since(mark) == []
     assert "work" not in dom0.client().list_vms()
@@ -107,8 +107,8 @@ def test_property_reset_and_explicit_defaults(dom0, player):
                       qube("q", label="purple", pool="varlibqubes")], diff=True)
     assert [r["changed"] for r in run.results] == [True, True, False, True, False, True, False, True, True, False,
                                                    True, False]
-    assert run[3]["diff"] == {"before": {"state": "halted", "properties": {"memory": "400"}},
-                              "after": {"state": "halted", "properties": {"memory": "(default)"}}}
+    assert run[3]["diff"] == {"before": {"name": "q", "state": "halted", "properties": {"memory": "400"}},
+                              "after": {"name": "q", "state": "halted", "properties": {"memory": "(default)"}}}
     props = dom0.client().property_get_all("q")
     assert props["memory"].is_default and props["netvm"].is_default and props["netvm"].value == "sys-firewall"
     assert props["virt_mode"].value == "hvm" and props["kernel"].value == "" and not props["kernel"].is_default
@@ -393,3 +393,16 @@ def test_a_clone_that_fails_half_way_is_removed(dom0_factory, player):
     assert not run[1].get("failed") and run[2]["changed"] is False
     props = dom0.client().property_get_all("copy")
     assert props["template_for_dispvms"].value == "True" and props["label"].value == "orange"
+
+
+def test_a_diff_names_its_qube_and_has_one_shape_for_create_and_change(dom0, player):
+    """label, template and netvm sit at the top of the diff whether the qube is created or changed."""
+    created = player.run([qube("shape", label="red", netvm="sys-firewall", properties={"memory": 500})], diff=True)[0]
+    after = created["diff"]["after"]
+    assert list(after)[:5] == ["name", "state", "class", "label", "template"] and after["name"] == "shape"
+    assert after["netvm"] == "sys-firewall" and after["properties"] == {"memory": "500"}
+    changed = player.run([qube("shape", label="blue", netvm="", properties={"memory": 600})], diff=True)[0]
+    assert changed["diff"]["before"] == {"name": "shape", "state": "halted", "label": "red", "netvm": "sys-firewall",
+                                         "properties": {"memory": "500"}}
+    assert changed["diff"]["after"] == {"name": "shape", "state": "halted", "label": "blue", "netvm": "",
+                                        "properties": {"memory": "600"}}

@@ -28,7 +28,7 @@ def test_reference_layout_whitelists():
         "443", "587", "993"]
     assert lists["untrusted"] == [] and lists["vault"] == []
     specs = firewall_layout(data["qubes_network"], lists)
-    assert specs["untrusted"] == {"policy": "allow_all"}
+    assert specs["untrusted"] == {"policy": "allow_all", "rules": []}
     assert specs["work"] == {"policy": "whitelist", "rules": lists["work"]}
 
 
@@ -87,3 +87,35 @@ def test_firewall_layout_forms():
         firewall_layout({"x": "open"})
     with pytest.raises(AnsibleFilterError, match="network: expected a mapping"):
         firewall_layout(["x"])
+
+
+def test_destinations_take_the_firewall_module_names_and_the_old_ones_as_aliases():
+    main = {"w": [{"dsthost": "web.example.com", "proto": "tcp", "dstports": [443]}]}
+    old = {"w": [{"host": "web.example.com", "proto": "tcp", "ports": [443]}]}
+    tasks = [{"domain": "d", "reach": ["w"]}]
+    expected = {"d": [{"action": "accept", "dsthost": "web.example.com", "proto": "tcp", "dstports": "443"}]}
+    assert whitelists(tasks, main) == whitelists(tasks, old) == expected
+    with pytest.raises(AnsibleFilterError, match=r"destinations.w\[0\].host: given both as dsthost and as its alias"):
+        whitelists(tasks, {"w": {"dsthost": "a.example.com", "host": "b.example.com"}})
+    # an error names the key as it was written
+    with pytest.raises(AnsibleFilterError, match=r"destinations.w\[0\].dstports: ports need proto"):
+        whitelists(tasks, {"w": {"dsthost": "a", "dstports": [1]}})
+
+
+def test_firewall_layout_output_is_always_what_the_module_takes():
+    rule = {"action": "accept", "dsthost": "a.example.com"}
+    out = firewall_layout({"a": "allow_all", "b": {"policy": "allow_all"}, "c": {"policy": "block_all"},
+                           "d": {"rules": [rule]}, "e": {"policy": "whitelist"}}, {"e": [rule]})
+    assert out == {"a": {"policy": "allow_all", "rules": []}, "b": {"policy": "allow_all", "rules": []},
+                   "c": {"policy": "exact", "rules": []}, "d": {"policy": "exact", "rules": [rule]},
+                   "e": {"policy": "whitelist", "rules": [rule]}}
+    for spec in out.values():
+        assert set(spec) <= {"policy", "rules", "dns"} and spec["policy"] in ("whitelist", "allow_all", "exact")
+    with pytest.raises(AnsibleFilterError, match="network.a.polcy: unknown key"):
+        firewall_layout({"a": {"polcy": "whitelist"}})
+    with pytest.raises(AnsibleFilterError, match="network.a.policy: expected one of"):
+        firewall_layout({"a": {"policy": "open"}})
+    # a layout entry's firewall (qube_info's form) for a qube the network settings do not list
+    layout = {"x": {"firewall": [rule]}, "a": {"firewall": [rule]}, "gone": {"state": "absent", "firewall": []}}
+    assert firewall_layout({"a": "allow_all"}, {}, layout) == {
+        "a": {"policy": "allow_all", "rules": []}, "x": {"policy": "exact", "rules": [rule]}}
