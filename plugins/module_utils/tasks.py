@@ -111,6 +111,7 @@ ARGUMENT_SPECS = {
         network={"type": "dict", "default": {}},
         flows={"type": "dict", "default": {}},
         policies={"type": "dict", "default": {}},
+        inside={"type": "dict", "default": {}},
         flows_policy={"type": "str", "default": "30-corral-flows"},
         policies_elsewhere={"type": "list", "elements": "str", "default": []},
         prune={"type": "bool", "default": False},
