@@ -115,7 +115,7 @@ functional: setup rootfs
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests/functional
 
 # The Molecule scenario: a fresh rehearsal dom0, converge, idempotence, verify (testinfra).
-molecule: setup
+molecule: setup rootfs
 	NO_COLOR=1 $(BIN)/molecule test --scenario-name default
 
 # The R4.3 dom0 stack: Python 3.13 with ansible-core 2.18 (Fedora 41's). The whole pytest suite (unit,

@@ -248,7 +248,8 @@ def cmd_demo(args) -> int:
 def cmd_run(args) -> int:
     """Serve a fresh (or kept) rehearsal dom0 while one command runs with QUBESD_SOCKET pointing at it.
 
-    The command also finds the rehearsal's qrexec-client (QREXEC_CLIENT) and xl (CORRAL_XL) stand-ins.
+    The command also finds the rehearsal's qrexec-client (QREXEC_CLIENT) and xl (CORRAL_XL) stand-ins, and
+    the qrexec daemon directory (CORRAL_QREXEC_DAEMON_DIR for the connection plugin).
     """
     if not args.command_argv:
         print("run: give a command after --", file=sys.stderr)
@@ -260,6 +261,8 @@ def cmd_run(args) -> int:
     # dom0 commands the collection runs (qvm-template) resolve to the rehearsal's stand-ins
     env["PATH"] = os.pathsep.join([os.path.join(BIN_DIR, "dom0"), env.get("PATH", os.defpath)])
     env[qrexec_proto.ENV_DAEMON_DIR] = daemon_dir_for(args)
+    # where corral.qubes.qrexec looks for a running qube's qrexec daemon socket (/var/run/qubes in dom0)
+    env["CORRAL_QREXEC_DAEMON_DIR"] = daemon_dir_for(args)
     with BackgroundServer(build_server(args)):
         return subprocess.run(args.command_argv, env=env, check=False).returncode
 

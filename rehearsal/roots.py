@@ -66,7 +66,7 @@ INIT = ('import os, signal, time; signal.signal(signal.SIGTERM, lambda *_: os._e
 
 SETUP = r"""
 set -e
-name=$1 mnt=$2 lower=$3 upper=$4 work=$5 private=$6 ownnet=$7 template=$8 dns=$9
+name=$1 mnt=$2 lower=$3 upper=$4 work=$5 private=$6 ownnet=$7 template=$8 dns=$9 repository=${10}
 if [ "$ownnet" = 1 ]; then ip link set lo up; fi
 mount -t overlay overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$work" "$mnt"
 mkdir -p "$mnt/rw" "$mnt/home" "$mnt/proc" "$mnt/dev" "$mnt/tmp" "$mnt/run" "$mnt/sys" "$private/home"
@@ -93,6 +93,10 @@ for server in $dns; do echo "nameserver $server" >> "$mnt/etc/resolv.conf.new"; 
 mv -f "$mnt/etc/resolv.conf.new" "$mnt/etc/resolv.conf"
 if [ "$template" = 1 ]; then
     printf 'Acquire::http::Proxy "http://127.0.0.1:8082/";\n' > "$mnt/etc/apt/apt.conf.d/01qubes-proxy"
+    if [ -n "$repository" ]; then
+        printf '# the rehearsal world'"'"'s distribution repository (stand-in packages)\ndeb [trusted=yes] %s ./\n' \
+            "$repository" > "$mnt/etc/apt/sources.list"
+    fi
 else
     rm -f "$mnt/etc/apt/apt.conf.d/01qubes-proxy"
 fi
@@ -162,6 +166,8 @@ class Roots:
         self.qrexec_socket: str | None = None
         """Where the updates proxy forwarders make their qrexec calls (set by whoever serves qrexec)."""
         self.forwarders: dict[str, asyncio.AbstractServer] = {}
+        self.forwarding: dict[asyncio.Task, str] = {}
+        """The forwarders' open connections (task -> template), ended with their template."""
 
     # -- lifecycle of the backend ---------------------------------------------------------------
 
@@ -187,6 +193,10 @@ class Roots:
             self.dom0.backends.remove(self)
         for name in list(self.running):
             self._end(name)
+        for task in list(self.forwarding):
+            task.cancel()
+        if self.forwarding:
+            await asyncio.gather(*list(self.forwarding), return_exceptions=True)
 
     def kill_stale(self) -> None:
         """Kill the inits of this state directory that no Roots of this process holds (a killed run's)."""
@@ -352,6 +362,16 @@ class Roots:
 
     async def _forward(self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One connection of the template's package manager: a qrexec call qubes.UpdatesProxy to @default."""
+        task = asyncio.current_task()
+        self.forwarding[task] = name
+        try:
+            await self._forward_one(name, reader, writer)
+        except asyncio.CancelledError:
+            writer.close()
+        finally:
+            self.forwarding.pop(task, None)
+
+    async def _forward_one(self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             q_reader, q_writer = await asyncio.open_unix_connection(self.qrexec_socket)
         except (OSError, TypeError) as exc:
@@ -398,6 +418,14 @@ class Roots:
             q_writer.close()
             writer.close()
 
+    def distribution(self) -> str:
+        """The URL of the world's distribution repository (``repository:`` in the world file), or ""."""
+        world = getattr(self.network, "world", None)
+        for destination in getattr(world, "destinations", ()):
+            if destination.distribution:
+                return f"http://{destination.name}/"
+        return ""
+
     def _spawn(self, qube, net_argv: tuple[list[str], bool]) -> Running:
         started = time.monotonic()
         lower, upper, work, private = self._layers(qube)
@@ -407,7 +435,8 @@ class Roots:
         argv = [*net, "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child",
                 "--propagation", "private", *(["--net"] if own_net else []),
                 "sh", "-c", SETUP, MARKER, qube.name, mnt, ":".join([*lower, self.agent, self.base]), upper, work, private,
-                "1" if own_net else "0", "1" if qube.klass == "TemplateVM" else "0", properties.DNS_SERVERS]
+                "1" if own_net else "0", "1" if qube.klass == "TemplateVM" else "0", properties.DNS_SERVERS,
+                self.distribution()]
         console = open(os.path.join(self.qube_dir(qube.name), "console.log"), "ab")  # pylint: disable=consider-using-with
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=console,
@@ -464,6 +493,9 @@ class Roots:
         forwarder = self.forwarders.pop(name, None)
         if forwarder is not None:
             forwarder.close()
+        for task, template in list(self.forwarding.items()):
+            if template == name:
+                task.cancel()
         try:
             os.unlink(os.path.join(self.daemon_dir, f"qrexec.{name}"))
         except FileNotFoundError:

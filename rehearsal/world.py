@@ -7,6 +7,10 @@ A world description is a YAML list of destinations::
       address: 192.0.2.10         # IPv4, inside a documentation range
       ports: [443]                # TCP ports that accept connections
       http: repo                  # optional: serve this directory over HTTP on those ports
+    - name: repo.example.org
+      address: 192.0.2.80
+      ports: [80]
+      repository: [firefox]       # optional: the distribution repository, of stand-in packages
 
 Addresses must lie in the documentation ranges (192.0.2.0/24,
 198.51.100.0/24, 203.0.113.0/24), which exist nowhere but here.  The world
@@ -17,7 +21,10 @@ connection come from (one line), then echoes what it receives; a destination
 with ``http`` serves the files of that directory (relative to the world
 file) instead, to GET and HEAD, one request per connection, and logs each
 request (client address, method, path, status) to ``http-access.log`` next to
-the hosts file.
+the hosts file.  A destination with ``repository`` serves a flat Debian
+repository of stand-in packages with those names (built once with dpkg-deb
+into the cache, see :func:`rehearsal.debrepo.stand_in_repository`), and is
+the distribution repository templates' apt is configured with.
 
 The hosts file (``address name`` lines) is written from the description when
 the world starts; rules and probes resolve names through it, and it may be
@@ -31,6 +38,7 @@ import dataclasses
 import ipaddress
 import os
 import functools
+import re
 import socket
 import struct
 import urllib.parse
@@ -39,7 +47,7 @@ import yaml
 
 from ansible_collections.corral.qubes.plugins.module_utils import firewall
 
-from rehearsal import netns
+from rehearsal import debrepo, netns, rootfs
 from rehearsal.properties import DNS_SERVERS
 
 DEFAULT_WORLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "world.yml")
@@ -53,6 +61,9 @@ HTTP_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method No
 class WorldError(ValueError):
     """A world description that cannot be used."""
 
+STAND_IN_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+"""A Debian package name (policy 5.6.1)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Destination:
@@ -63,12 +74,15 @@ class Destination:
     name: str | None = None
     http: str | None = None
     """A directory served over HTTP on the ports (None: greet and echo)."""
+    distribution: bool = False
+    """The distribution repository: templates' package managers are configured with it (``repository:``)."""
 
 
 def _destination(index: int, entry, base: str = ".") -> Destination:
     where = f"destination {index + 1}"
-    if not isinstance(entry, dict) or not set(entry) <= {"name", "address", "ports", "http"} or "address" not in entry:
-        raise WorldError(f"{where}: expected a mapping with address, ports and an optional name and http")
+    if (not isinstance(entry, dict) or not set(entry) <= {"name", "address", "ports", "http", "repository"}
+            or "address" not in entry):
+        raise WorldError(f"{where}: expected a mapping with address, ports and an optional name, http or repository")
     try:
         address = ipaddress.IPv4Address(str(entry["address"]))
     except ValueError as exc:
@@ -91,7 +105,14 @@ def _destination(index: int, entry, base: str = ".") -> Destination:
         http = os.path.join(base, str(http))
         if not os.path.isdir(http):
             raise WorldError(f"{where}: http: {http} is not a directory")
-    return Destination(str(address), tuple(ports), name, http)
+    packages = entry.get("repository")
+    if packages is not None:
+        if http is not None or name is None or not ports:
+            raise WorldError(f"{where}: a repository needs a name and ports, and no http directory")
+        if not isinstance(packages, list) or not all(isinstance(p, str) and STAND_IN_NAME.match(p) for p in packages):
+            raise WorldError(f"{where}: repository: expected a list of Debian package names (lowercase)")
+        http = debrepo.stand_in_repository(rootfs.cache_root(), packages)
+    return Destination(str(address), tuple(ports), name, http, packages is not None)
 
 
 def load(path: str) -> list[Destination]:

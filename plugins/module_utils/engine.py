@@ -1213,12 +1213,13 @@ def plan_firewall(reader: Reader, specs: dict, check_mode: bool, now: float) -> 
 INFO_SECTIONS = ("properties", "features", "tags", "volumes", "firewall")
 
 
-def describe_qube(reader: Reader, name: str, sections=INFO_SECTIONS) -> tuple[dict, dict]:
+def describe_qube(reader: Reader, name: str, sections=INFO_SECTIONS, features_only=None) -> tuple[dict, dict]:
     """(layout, details) of one qube.
 
     ``layout`` has exactly the qube module's parameters, so it can be pasted
     back as layout data; ``details`` has the power state and every property
-    with its type and default flag.
+    with its type and default flag.  ``features_only`` limits the features
+    (and services) read to those names.
     """
     entry = reader.vms[name]
     props = reader.props(name)
@@ -1236,7 +1237,7 @@ def describe_qube(reader: Reader, name: str, sections=INFO_SECTIONS) -> tuple[di
         details["properties"] = {prop: {"value": value.native, "type": value.type, "default": value.is_default}
                                  for prop, value in props.items()}
     if "features" in sections:
-        features = reader.features(name)
+        features = reader.features(name, features_only)
         layout["features"] = {k: v for k, v in features.items() if not k.startswith("service.") and k != CREATED_FEATURE}
         layout["services"] = {k[len("service."):]: v == "1" for k, v in features.items() if k.startswith("service.")}
     if "tags" in sections:

@@ -16,7 +16,7 @@ created (and ``prune`` may remove).
 
 To add a layout key: add it to the table of its variable below (``QUBE_KEYS``
 for an entry of ``qubes_layout``) and, if it names qubes, a line in the
-``_refs_*`` function of that variable.  No Ansible imports.
+``_shape_*`` method of that variable.  No Ansible imports.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import difflib
 import time
 
-from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, firewall, names, network
+from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, firewall, inside, names, network
 from ansible_collections.corral.qubes.plugins.module_utils import policy as policy_mod
 from ansible_collections.corral.qubes.plugins.module_utils import policy_client, policy_files
 from ansible_collections.corral.qubes.plugins.module_utils import schema
@@ -52,10 +52,14 @@ TEMPLATE_KEYS = {"names": (list,), "state": (str,), "enablerepo": (list,), "pool
 TASK_KEYS = {"name": (str,), "domain": (str,), "reach": (list,)}
 """Keys of an entry of ``qubes_tasks``."""
 
+INSIDE_KEYS = {"clone_from": (str,), "label": (str,), "packages": (list,), "packages_absent": (list,),
+               "files": (list,), "restart_qubes": (bool,)}
+"""Keys of an entry of ``fedora_templates`` (the role corral.qubes.fedora; what goes inside: module_utils/inside.py)."""
+
 VARIABLES = {
     "layout": "qubes_layout", "templates": "qubes_templates", "prefs": "qubes_prefs",
     "destinations": "qubes_destinations", "tasks": "qubes_tasks", "network": "qubes_network",
-    "flows": "qubes_flows", "policies": "qubes_policies",
+    "flows": "qubes_flows", "policies": "qubes_policies", "inside": "fedora_templates",
 }
 """The check's options and the role variables they come from (used in every path)."""
 
@@ -151,6 +155,7 @@ class Layout:
         self._shape_network()
         self._shape_flows()
         self._shape_policies()
+        self._shape_inside()
         prefs = self.problems.mapping(self.var("prefs"), self.params.get("prefs"))
         self.prefs = {str(key): value for key, value in prefs.items()}
 
@@ -304,6 +309,23 @@ class Layout:
                     if qube:
                         self.refs.append((f"{path}[{index}].{key}", qube))
 
+    def _shape_inside(self) -> None:
+        top = self.var("inside")
+        for name, raw in self.problems.mapping(top, self.params.get("inside")).items():
+            path = f"{top}.{name}"
+            error = names.vm_name_error(name) if isinstance(name, str) else "not a string"
+            if error:
+                self.problems.add(path, f"{name!r} is not a template name: {error}")
+                continue
+            entry = self.problems.keys(path, self.problems.mapping(path, raw), INSIDE_KEYS)
+            try:
+                inside.applied(path, entry, _AnySource())
+            except inside.InsideError as exc:
+                self.problems.add(exc.path, str(exc).removeprefix(f"{exc.path}: "))
+            if "clone_from" in entry:
+                self.refs.append((f"{path}.clone_from", entry["clone_from"]))
+            self.templates[name] = path
+
     # -- names against the system -------------------------------------------------
 
     def check_names(self, reader: engine.Reader, hidden_by_policy: bool = False) -> None:
@@ -359,6 +381,13 @@ class Layout:
             if extra:
                 tags[name] = extra
         return {"qubes": qubes, "created": created, "tags": tags}
+
+
+class _AnySource(dict):
+    """Content hashes for any ``src`` file: the check sees only the layout, the role hashes the files."""
+
+    def get(self, key, default=None):
+        return "0" * 64
 
 
 def _policy_qube(value) -> str | None:

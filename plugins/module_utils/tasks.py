@@ -111,6 +111,7 @@ ARGUMENT_SPECS = {
         network={"type": "dict", "default": {}},
         flows={"type": "dict", "default": {}},
         policies={"type": "dict", "default": {}},
+        inside={"type": "dict", "default": {}},
         flows_policy={"type": "str", "default": "30-corral-flows"},
         policies_elsewhere={"type": "list", "elements": "str", "default": []},
         prune={"type": "bool", "default": False},
@@ -120,6 +121,8 @@ ARGUMENT_SPECS = {
         names={"type": "list", "elements": "str", "default": []},
         sections={"type": "list", "elements": "str", "default": list(engine.INFO_SECTIONS),
                   "choices": list(engine.INFO_SECTIONS)},
+        missing={"type": "str", "default": "fail", "choices": ["fail", "skip"]},
+        features_only={"type": "list", "elements": "str"},
     ),
 }
 
@@ -282,7 +285,9 @@ def _info(reader: engine.Reader, params: dict) -> dict:
         known = reader.vms
         wanted = params["names"] or [name for name, entry in known.items() if entry.klass != "AdminVM"]
         missing = [name for name in wanted if name not in known]
-        if missing:
+        if missing and params.get("missing") == "skip":
+            wanted = [name for name in wanted if name in known]
+        elif missing:
             return {"failed": True, "changed": False, "field": "names",
                     "msg": f"names: no qube named {', '.join(missing)}"}
         if any(known[name].klass == "AdminVM" for name in wanted):
@@ -291,10 +296,11 @@ def _info(reader: engine.Reader, params: dict) -> dict:
                            "read global preferences with corral.qubes.prefs in check mode"}
         qubes, details = {}, {}
         for name in wanted:
-            qubes[name], details[name] = engine.describe_qube(reader, name, params["sections"])
+            qubes[name], details[name] = engine.describe_qube(reader, name, params["sections"],
+                                                                   params.get("features_only"))
     except wire.QubesException as exc:
         return {"failed": True, "changed": False, "msg": f"reading qubes failed: {type(exc).__name__}: {exc}"}
-    return {"changed": False, "qubes": qubes, "details": details}
+    return {"changed": False, "qubes": qubes, "details": details, "missing": missing}
 
 
 def run_guarded(kind: str, params: dict, check_mode: bool = False, diff: bool = False) -> dict:

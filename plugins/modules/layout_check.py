@@ -88,6 +88,13 @@ options:
     description: Policy file name to its rules (C(qubes_policies)), as M(corral.qubes.policy) takes them.
     type: dict
     default: {}
+  inside:
+    description:
+      - Template name to what it is and what goes inside it (C(fedora_templates) of the role P(corral.qubes.fedora#role)),
+        dicts with C(clone_from), C(label), C(packages), C(packages_absent), C(files) and C(restart_qubes). The
+        templates are declared (installed or cloned by the run); C(clone_from) names a qube.
+    type: dict
+    default: {}
   flows_policy:
     description: The policy file the flows are written to (C(qubes_flows_policy)), declared when O(flows) is given.
     type: str

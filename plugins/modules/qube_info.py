@@ -40,6 +40,20 @@ options:
     elements: str
     choices: [properties, features, tags, volumes, firewall]
     default: [properties, features, tags, volumes, firewall]
+  features_only:
+    description:
+      - Read only these features (and C(service.NAME) features for services), one call each, instead of every
+        feature of each qube. Left out, all are read.
+    type: list
+    elements: str
+  missing:
+    description:
+      - What a name of O(names) that is no qube does. V(fail) fails the task naming it; V(skip) leaves it out
+        of the result and lists it in RV(missing) (for a check-mode run, where an earlier task would have
+        created it).
+    type: str
+    choices: [fail, skip]
+    default: fail
 seealso:
   - module: corral.qubes.qube
 """
@@ -99,6 +113,12 @@ details:
       power_state: Running
       uuid: 2d6f1e06-3b6c-4d5c-9a8f-1f2e3d4c5b6a
       properties: {memory: {value: 800, type: int, default: false}}
+missing:
+  description: Names of O(names) that are no qube (only with O(missing=skip); otherwise the task fails).
+  returned: success
+  type: list
+  elements: str
+  sample: [fedora-42-secure]
 api_calls:
   description: Number of Admin API calls the run made.
   returned: always

@@ -38,6 +38,8 @@ def ansible_env(dom0, tmp_path: pathlib.Path) -> dict:
         # the policy admin API of this rehearsal dom0, as dom0 reaches it
         "QREXEC_CLIENT": str(QREXEC_CLIENT),
         "REHEARSAL_QREXEC_SOCKET": dom0.qrexec_socket,
+        # where corral.qubes.qrexec sees that a qube's root runs (dom0's /var/run/qubes)
+        "CORRAL_QREXEC_DAEMON_DIR": dom0.daemon_dir,
         # xl info of the rehearsal's host profile, for the hardware preflight
         "CORRAL_XL": str(XL),
     })

@@ -18,18 +18,27 @@ REFERENCE = ROOT / "inventories" / "t420s" / "group_vars" / "qubes_admin"
 
 
 def reference_vars() -> dict:
-    """The reference layout's variables (layout.yml and network.yml)."""
+    """The reference layout's variables (layout.yml, network.yml, and fedora.yml's templates and clones).
+
+    What goes inside the templates (packages, files) is left out: these tests need no qube roots.
+    """
     data = {}
-    for name in ("layout.yml", "network.yml"):
+    for name in ("layout.yml", "network.yml", "fedora.yml"):
         data.update(yaml.safe_load((REFERENCE / name).read_text()))
+    data["fedora_templates"] = {name: {key: value for key, value in entry.items() if key in ("clone_from", "label")}
+                                for name, entry in data["fedora_templates"].items()}
     return data
 
 
 def run_role(dom0, tmp_path: pathlib.Path, variables: dict, *args, name: str = "play") -> subprocess.CompletedProcess:
-    """ansible-playbook with the role corral.qubes.qubes and ``variables`` against ``dom0``."""
+    """ansible-playbook with the layout check first, then the roles corral.qubes.fedora (the templates) and
+    corral.qubes.qubes, as site.yml runs them, with ``variables`` against ``dom0``."""
     playbook = tmp_path / f"{name}.yml"
+    check = {"name": "The layout check first", "ansible.builtin.include_role": {"name": "corral.qubes.qubes",
+                                                                                 "tasks_from": "check"}}
     playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "vars": variables,
-                                         "roles": [{"role": "corral.qubes.qubes"}]}]))
+                                         "pre_tasks": [check],
+                                         "roles": [{"role": "corral.qubes.fedora"}, {"role": "corral.qubes.qubes"}]}]))
     return subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook), *args],
                           env=ansible_env(dom0, tmp_path), capture_output=True, text=True, check=False, timeout=600)
 
@@ -152,7 +161,8 @@ def test_qube_info_output_pasted_back_rebuilds_the_same_firewall(dom0_factory, t
     pasted = info["qubes"]
     assert pasted["secure"]["firewall"][0]["dsthost"] == "bank.example.com"
     fresh = dom0_factory(name="fresh")
-    variables = {"qubes_templates": reference["qubes_templates"], "qubes_layout": pasted}
+    variables = {"qubes_templates": reference["qubes_templates"], "fedora_templates": reference["fedora_templates"],
+                 "qubes_layout": pasted}
     mark = fresh.mark()
     proc = run_role(fresh, tmp_path, variables, name="paste")
     assert proc.returncode == 0, proc.stdout

@@ -381,7 +381,7 @@ def test_check_mode_for_every_state_changes_nothing(dom0, player):
 
 
 def test_a_clone_that_fails_half_way_is_removed(dom0_factory, player):
-    dom0 = dom0_factory(extra_args=["--fault", "admin.vm.volume.CloneTo:1:fail"], name="faulty-clone")
+    dom0 = dom0_factory(extra_args=["--fault", "admin.vm.volume.CloneTo:1:fail"], name="fc")  # a short name: AF_UNIX paths are short
     player.dom0 = dom0
     run = player.run([qube("copy", clone_from="default-dvm", label="orange"),
                       qube("copy", clone_from="default-dvm", label="orange"),

@@ -11,9 +11,11 @@ from __future__ import annotations
 import pytest
 
 from playbook import qube
-from rehearsal import network
+from rehearsal import network, rootfs, roots
 from test_site import site
 
+REASONS = roots.unavailable() + network.unavailable()
+pytestmark = pytest.mark.skipif(bool(REASONS), reason=f"real packets and qube roots: {'; '.join(REASONS)}")
 CONNECTED, PROHIBITED = network.CONNECTED, network.PROHIBITED
 
 DESTINATIONS = {
@@ -43,7 +45,8 @@ DOMAINS = ("secure", "personal", "work", "untrusted")
 @pytest.fixture
 def built(dom0_factory, tmp_path, player):
     """A realised rehearsal dom0 with the reference layout built by site.yml and the domains running."""
-    dom0 = dom0_factory(name="site-net", extra_args=["--network", "on"])
+    rootfs.build()
+    dom0 = dom0_factory(name="site-net", extra_args=["--network", "on", "--roots", "on"])
     proc = site(dom0, tmp_path)
     assert proc.returncode == 0 and "failed=0" in proc.stdout, proc.stdout + proc.stderr
     player.dom0 = dom0

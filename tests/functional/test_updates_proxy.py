@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from debrepo import build_package, write_repository
+from rehearsal.debrepo import build_package, write_repository
 from harness import QREXEC_CLIENT
 from rehearsal import network, roots, rootfs
 

@@ -129,3 +129,16 @@ def test_service_qubes_hold_their_devices():
             assert (fields["mode"], fields["_no-strict-reset"], fields["frontend_domain"]) == ("required", "True", name)
         assert client.property_get(name, "virt_mode").value == "hvm", name
     assert client.property_get("sys-usb", "memory").value == "300"
+
+
+def test_the_fedora_templates_record_what_was_applied_inside():
+    """The Fedora role's templates and clone exist and each records its digest; secure runs on the clone."""
+    client = admin()
+    fedora = yaml.safe_load((GROUP_VARS / "fedora.yml").read_text())["fedora_templates"]
+    vms = client.list_vms()
+    for name, entry in fedora.items():
+        assert vms[name].klass == "TemplateVM", name
+        recorded = client.feature_get(name, "corral-inside-digest") if "corral-inside-digest" in client.feature_list(
+            name) else None
+        assert (recorded or "").startswith("sha256:") == bool(entry.get("packages") or entry.get("files")), name
+    assert client.property_get("secure", "template").value == "fedora-42-secure"

@@ -1,11 +1,23 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A local Debian package repository for tests: tiny .deb packages made with dpkg-deb, a flat index."""
+"""Local Debian package repositories: tiny .deb packages made with dpkg-deb, a flat index.
+
+The tests make their own packages with :func:`build_package` and
+:func:`write_repository`.  A world entry with ``repository: [NAMES]``
+(:mod:`rehearsal.world`) gets a *stand-in* repository from
+:func:`stand_in_repository`: one package per name, each holding only
+``/usr/share/doc/NAME/stand-in``, so that a layout's packages (``firefox``,
+``openvpn``) install for real — through apt, the updates proxy and dpkg —
+without the software itself.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import pathlib
+import shutil
 import subprocess
+import tempfile
 import time
 
 
@@ -56,3 +68,31 @@ def write_repository(directory: pathlib.Path, debs: list[pathlib.Path]) -> None:
     (directory / "Release").write_text(
         f"Origin: corral tests\nLabel: corral tests\nDate: {date}\nSHA256:\n"
         f" {hashlib.sha256(packages).hexdigest()} {len(packages)} Packages\n", encoding="utf-8")
+
+
+STAND_IN_VERSION = "999.0"
+"""High: real Debian packages declare Breaks against old versions of some names (libc6: firefox << 91~)."""
+
+
+def stand_in_repository(cache: str, names: list[str]) -> str:
+    """A repository of stand-in packages named ``names`` under ``cache``, built once per set of names."""
+    key = hashlib.sha256("\n".join(sorted(set(names))).encode()).hexdigest()[:16]
+    directory = os.path.join(cache, "repos", f"stand-in-{key}")
+    if os.path.exists(os.path.join(directory, "Release")):
+        return directory
+    os.makedirs(os.path.dirname(directory), exist_ok=True)
+    work = pathlib.Path(tempfile.mkdtemp(prefix=".stand-in-", dir=os.path.dirname(directory)))
+    try:
+        debs = [build_package(work, name, STAND_IN_VERSION,
+                              {f"/usr/share/doc/{name}/stand-in": f"{name}: a stand-in package of the rehearsal's world\n".encode()},
+                              description=f"stand-in for {name} (rehearsal world)")
+                for name in sorted(set(names))]
+        write_repository(work / "repo", debs)
+        try:
+            os.rename(work / "repo", directory)
+        except OSError:
+            if not os.path.exists(os.path.join(directory, "Release")):  # another process made it meanwhile
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return directory

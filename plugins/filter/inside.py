@@ -1,0 +1,53 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the corral.qubes collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``inside_plan``: which qubes need their inside configured, from recorded digests."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.corral.qubes.plugins.module_utils import inside, names
+
+
+def inside_plan(entries, current, source_hashes=None, feature="corral-inside-digest", extra_keys=()) -> list:
+    """One item per entry of ``entries`` (qube name -> packages, files, ...), in order.
+
+    ``current`` is the ``qubes`` result of corral.qubes.qube_info (with features) for those qubes; a qube
+    missing from it (created later in a check-mode run) counts as changed and halted.  An entry key that is
+    neither applied inside (``inside.ENTRY_KEYS``) nor one of ``extra_keys`` (the role's own) fails.
+    """
+    if not isinstance(entries, dict):
+        raise AnsibleFilterError("inside_plan: expected a mapping of qube names to what goes inside them")
+    if not isinstance(current, dict):
+        raise AnsibleFilterError("inside_plan: expected the qubes read by corral.qubes.qube_info as second argument")
+    plan = []
+    for name, entry in entries.items():
+        error = names.vm_name_error(name) if isinstance(name, str) else "not a string"
+        if error:
+            raise AnsibleFilterError(f"inside_plan: {name!r} is not a qube name ({error})")
+        if not isinstance(entry, dict):
+            raise AnsibleFilterError(f"inside_plan: {name}: expected a dict")
+        unknown = sorted(set(entry) - set(inside.ENTRY_KEYS) - set(extra_keys))
+        if unknown:
+            known = ", ".join(sorted(set(inside.ENTRY_KEYS) | set(extra_keys)))
+            raise AnsibleFilterError(f"inside_plan: {name}.{unknown[0]}: unknown key; expected one of {known}")
+        try:
+            part = inside.applied(name, entry, source_hashes or {})
+        except inside.InsideError as exc:
+            raise AnsibleFilterError(f"inside_plan: {exc}") from exc
+        want = inside.digest(part)
+        now = current.get(name) or {}
+        have = (now.get("features") or {}).get(feature, "")
+        plan.append({"name": name, "digest": want, "recorded": have, "changed": want != have,
+                     "running": now.get("state") == "running", "exists": bool(now), **part})
+    return plan
+
+
+class FilterModule:  # pylint: disable=too-few-public-methods
+    """corral.qubes inside filters."""
+
+    def filters(self):
+        """The filters of this file."""
+        return {"inside_plan": inside_plan}

@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The digest of what is applied inside a qube, and the inside_plan filter."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.corral.qubes.plugins.filter.inside import inside_plan
+from ansible_collections.corral.qubes.plugins.module_utils import inside
+
+ENTRY = {"packages": ["keepassxc", "vim-enhanced"], "packages_absent": ["nano"],
+         "files": [{"dest": "/etc/motd", "content": "secure\n"},
+                   {"dest": "/etc/skel/.vimrc", "src": "vimrc", "mode": "0600"}]}
+HASHES = {"vimrc": "ab" * 32}
+
+
+def digest(entry, hashes=HASHES):
+    return inside.digest(inside.applied("t", entry, hashes))
+
+
+def test_the_digest_ignores_order_and_repeats():
+    shuffled = {"packages": ["vim-enhanced", "keepassxc", "keepassxc"], "packages_absent": ["nano"],
+                "files": list(reversed(ENTRY["files"]))}
+    assert digest(shuffled) == digest(ENTRY)
+    assert digest(ENTRY).startswith("sha256:")
+
+
+@pytest.mark.parametrize("change", [
+    lambda e: e["packages"].append("git"),
+    lambda e: e["packages_absent"].clear(),
+    lambda e: e["files"][0].update(content="other\n"),
+    lambda e: e["files"][0].update(mode="0600"),
+    lambda e: e["files"][0].update(owner="user"),
+    lambda e: e["files"][0].update(dest="/etc/issue"),
+])
+def test_every_applied_detail_changes_the_digest(change):
+    entry = {"packages": list(ENTRY["packages"]), "packages_absent": list(ENTRY["packages_absent"]),
+             "files": [dict(item) for item in ENTRY["files"]]}
+    change(entry)
+    assert digest(entry) != digest(ENTRY)
+
+
+def test_a_source_file_enters_through_its_hash():
+    assert digest(ENTRY, {"vimrc": "cd" * 32}) != digest(ENTRY)
+
+
+def test_nothing_applied_has_no_digest():
+    assert digest({}) == ""
+    assert digest({"packages": [], "files": []}) == ""
+
+
+@pytest.mark.parametrize("entry, path", [
+    ({"packages": "vim"}, "t.packages"),
+    ({"packages": ["vim enhanced"]}, "t.packages[0]"),
+    ({"packages": ["vim"], "packages_absent": ["vim"]}, "t.packages_absent"),
+    ({"files": [{"dest": "etc/motd", "content": ""}]}, "t.files[0].dest"),
+    ({"files": [{"dest": "/etc/../motd", "content": ""}]}, "t.files[0].dest"),
+    ({"files": [{"dest": "/a", "content": ""}, {"dest": "/a", "content": "x"}]}, "t.files[1].dest"),
+    ({"files": [{"dest": "/a"}]}, "t.files[0]"),
+    ({"files": [{"dest": "/a", "content": "", "src": "x"}]}, "t.files[0]"),
+    ({"files": [{"dest": "/a", "content": "", "mode": 644}]}, "t.files[0].mode"),
+    ({"files": [{"dest": "/a", "content": "", "mode": "u+rw"}]}, "t.files[0].mode"),
+    ({"files": [{"dest": "/a", "content": "", "owner": "Bad Name"}]}, "t.files[0].owner"),
+    ({"files": [{"dest": "/a", "content": "", "modee": "0600"}]}, "t.files[0].modee"),
+    ({"files": [{"dest": "/a", "src": "missing"}]}, "t.files[0].src"),
+])
+def test_bad_entries_name_their_path(entry, path):
+    with pytest.raises(inside.InsideError) as info:
+        inside.applied("t", entry, HASHES)
+    assert info.value.path == path
+
+
+def test_the_plan_compares_the_recorded_digest():
+    want = digest(ENTRY)
+    current = {"a": {"state": "halted", "features": {"corral-inside-digest": want}},
+               "b": {"state": "running", "features": {}}}
+    plan = inside_plan({"a": ENTRY, "b": ENTRY, "c": ENTRY}, current, HASHES)
+    assert [(item["name"], item["changed"], item["running"], item["exists"]) for item in plan] == [
+        ("a", False, False, True), ("b", True, True, True), ("c", True, False, False)]
+    assert plan[1]["recorded"] == "" and plan[1]["digest"] == want
+
+
+def test_the_plan_refuses_unknown_keys_but_the_roles_own():
+    with pytest.raises(AnsibleFilterError, match=r"a\.pakages: unknown key"):
+        inside_plan({"a": {"pakages": ["vim"]}}, {})
+    plan = inside_plan({"a": {"clone_from": "fedora-42-minimal", "packages": ["vim"]}}, {}, {},
+                       "corral-inside-digest", ["clone_from"])
+    assert plan[0]["packages"] == ["vim"]
+
+
+def test_the_plan_refuses_a_bad_qube_name():
+    with pytest.raises(AnsibleFilterError, match="not a qube name"):
+        inside_plan({"bad name": {}}, {})
