@@ -22,8 +22,8 @@ import time
 
 
 def build_package(workdir: pathlib.Path, name: str, version: str, files: dict[str, bytes],
-                  description: str = "a package made by the tests") -> pathlib.Path:
-    """``NAME_VERSION_all.deb`` holding ``files`` (absolute path -> content), built with dpkg-deb."""
+                  description: str = "a package made by the tests", modes: dict[str, int] | None = None) -> pathlib.Path:
+    """``NAME_VERSION_all.deb`` holding ``files`` (absolute path -> content, ``modes`` path -> mode), built with dpkg-deb."""
     tree = workdir / f"{name}-{version}"
     (tree / "DEBIAN").mkdir(parents=True)
     (tree / "DEBIAN" / "control").write_text(
@@ -33,6 +33,8 @@ def build_package(workdir: pathlib.Path, name: str, version: str, files: dict[st
         target = tree / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
+        if modes and path in modes:
+            target.chmod(modes[path])
     deb = workdir / f"{name}_{version}_all.deb"
     subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(tree), str(deb)], check=True,
                    capture_output=True)

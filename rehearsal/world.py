@@ -61,6 +61,7 @@ HTTP_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method No
 class WorldError(ValueError):
     """A world description that cannot be used."""
 
+
 STAND_IN_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 """A Debian package name (policy 5.6.1)."""
 

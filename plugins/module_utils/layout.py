@@ -159,15 +159,19 @@ class Layout:
         prefs = self.problems.mapping(self.var("prefs"), self.params.get("prefs"))
         self.prefs = {str(key): value for key, value in prefs.items()}
 
-    def _shape_layout(self) -> None:
-        top = self.var("layout")
-        for name, raw in self.problems.mapping(top, self.params.get("layout")).items():
+    def _named_entries(self, option: str, table: dict, what: str):
+        """(name, path, entry with known keys) of a variable keyed by qube name; bad names and keys are problems."""
+        top = self.var(option)
+        for name, raw in self.problems.mapping(top, self.params.get(option)).items():
             path = f"{top}.{name}"
             error = names.vm_name_error(name) if isinstance(name, str) else "not a string"
             if error:
-                self.problems.add(path, f"{name!r} is not a valid qube name: {error}")
+                self.problems.add(path, f"{name!r} is not {what}: {error}")
                 continue
-            entry = self.problems.keys(path, self.problems.mapping(path, raw), QUBE_KEYS)
+            yield name, path, self.problems.keys(path, self.problems.mapping(path, raw), table)
+
+    def _shape_layout(self) -> None:
+        for name, path, entry in self._named_entries("layout", QUBE_KEYS, "a valid qube name"):
             self.entries[name] = entry
             if entry.get("state") == "absent":
                 self.removed.add(name)
@@ -310,14 +314,7 @@ class Layout:
                         self.refs.append((f"{path}[{index}].{key}", qube))
 
     def _shape_inside(self) -> None:
-        top = self.var("inside")
-        for name, raw in self.problems.mapping(top, self.params.get("inside")).items():
-            path = f"{top}.{name}"
-            error = names.vm_name_error(name) if isinstance(name, str) else "not a string"
-            if error:
-                self.problems.add(path, f"{name!r} is not a template name: {error}")
-                continue
-            entry = self.problems.keys(path, self.problems.mapping(path, raw), INSIDE_KEYS)
+        for name, path, entry in self._named_entries("inside", INSIDE_KEYS, "a template name"):
             try:
                 inside.applied(path, entry, _AnySource())
             except inside.InsideError as exc:

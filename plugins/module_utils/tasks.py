@@ -296,8 +296,8 @@ def _info(reader: engine.Reader, params: dict) -> dict:
                            "read global preferences with corral.qubes.prefs in check mode"}
         qubes, details = {}, {}
         for name in wanted:
-            qubes[name], details[name] = engine.describe_qube(reader, name, params["sections"],
-                                                                   params.get("features_only"))
+            qubes[name], details[name] = engine.describe_qube(
+                reader, name, params["sections"], params.get("features_only"))
     except wire.QubesException as exc:
         return {"failed": True, "changed": False, "msg": f"reading qubes failed: {type(exc).__name__}: {exc}"}
     return {"changed": False, "qubes": qubes, "details": details, "missing": missing}

@@ -117,6 +117,22 @@ class Player:
         return Run(proc.returncode, output, results)
 
 
+def host_play(tmp_path: pathlib.Path, count: int, host: str, tasks: list, gather: bool = False) -> tuple:
+    """A playbook running ``tasks`` on ``host`` (each registered, none stopping the play), then writing their
+    results on localhost: (the playbook, the results file)."""
+    out = tmp_path / f"results-{count}.json"
+    play_tasks = [dict(task, register=f"r{index}", ignore_errors=True, name=task.get("name", f"task {index}"))
+                  for index, task in enumerate(tasks)]
+    collected = "{{ [" + ", ".join(f"hostvars[{host!r}].r{index}" for index in range(len(tasks))) + "] | to_json }}"
+    playbook = tmp_path / f"play-{count}.yml"
+    playbook.write_text(yaml.safe_dump([
+        {"hosts": host, "gather_facts": gather, "tasks": play_tasks},
+        {"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": [
+            {"name": "collect", "ansible.builtin.copy": {"content": collected, "dest": str(out), "mode": "0600"}}]},
+    ]))
+    return playbook, out
+
+
 def qube(name: str, **args) -> dict:
     """A corral.qubes.qube task."""
     return {"corral.qubes.qube": {"name": name, **args}}

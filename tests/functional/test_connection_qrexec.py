@@ -18,7 +18,7 @@ import subprocess
 import pytest
 import yaml
 
-from playbook import BIN, ansible_env
+from playbook import BIN, ansible_env, host_play
 from qrexec_fake import DaemonWatcher, FakeQrexec
 
 QREXEC_LINE = re.compile(r"^<(?P<qube>[^>]+)> QREXEC \S+ .* <<< ", re.M)
@@ -56,20 +56,7 @@ class Rig:
              inventory=None, env=None, expect_rc=0):
         """Run ``tasks`` on ``host`` (every task may fail); the results, the output and the qrexec calls made."""
         self.count += 1
-        out = self.tmp_path / f"results-{self.count}.json"
-        play_tasks = []
-        for index, task in enumerate(tasks):
-            task = dict(task)
-            task.setdefault("name", f"task {index}")
-            task.update(register=f"r{index}", ignore_errors=True)
-            play_tasks.append(task)
-        collected = "{{ [" + ", ".join(f"hostvars[{host!r}].r{index}" for index in range(len(tasks))) + "] | to_json }}"
-        playbook = self.tmp_path / f"play-{self.count}.yml"
-        playbook.write_text(yaml.safe_dump([
-            {"hosts": host, "gather_facts": gather, "tasks": play_tasks},
-            {"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": [
-                {"name": "collect", "ansible.builtin.copy": {"content": collected, "dest": str(out), "mode": "0600"}}]},
-        ]))
+        playbook, out = host_play(self.tmp_path, self.count, host, tasks, gather)
         if inventory is None:
             inventory = self.tmp_path / f"inventory-{self.count}.yml"
             inventory.write_text(yaml.safe_dump({"all": {"hosts": {

@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 from harness import QREXEC_CLIENT, QREXEC_CLIENT_VM
-from playbook import BIN, ansible_env
+from playbook import BIN, ansible_env, host_play
 from rehearsal import roots, rootfs
+from rehearsal.debrepo import build_package, write_repository
 
 REASONS = roots.unavailable()
 pytestmark = pytest.mark.skipif(bool(REASONS), reason=f"qube roots: {'; '.join(REASONS)}")
@@ -61,16 +62,7 @@ class Lab:
              env=None, expect_rc=0):
         """Run ``tasks`` on ``host``; (results, output, qrexec calls into qubes, Admin API methods)."""
         self.count += 1
-        out = self.tmp_path / f"results-{self.count}.json"
-        play_tasks = [dict(task, register=f"r{index}", ignore_errors=True, name=task.get("name", f"task {index}"))
-                      for index, task in enumerate(tasks)]
-        collected = "{{ [" + ", ".join(f"hostvars[{host!r}].r{index}" for index in range(len(tasks))) + "] | to_json }}"
-        playbook = self.tmp_path / f"play-{self.count}.yml"
-        playbook.write_text(yaml.safe_dump([
-            {"hosts": host, "gather_facts": gather, "tasks": play_tasks},
-            {"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": [
-                {"name": "collect", "ansible.builtin.copy": {"content": collected, "dest": str(out), "mode": "0600"}}]},
-        ]))
+        playbook, out = host_play(self.tmp_path, self.count, host, tasks, gather)
         inventory = self.tmp_path / f"inventory-{self.count}.yml"
         inventory.write_text(yaml.safe_dump({"all": {"hosts": {
             "localhost": {"ansible_connection": "local"},
@@ -94,28 +86,13 @@ class Lab:
         return results, output, calls, api
 
 
-def make_deb(directory, name: str = "corral-hello", version: str = "1.0") -> tuple:
-    """A small .deb (a script in /usr/bin) and the Packages index of a flat repository holding it."""
-    tree = directory / f"{name}-{version}"
-    (tree / "DEBIAN").mkdir(parents=True)
-    (tree / "usr" / "bin").mkdir(parents=True)
-    script = tree / "usr" / "bin" / name
-    script.write_text(f"#!/bin/sh\necho hello from {name} {version}\n")
-    script.chmod(0o755)
-    (tree / "DEBIAN" / "control").write_text(
-        f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: corral tests <tests@example.invalid>\n"
-        f"Description: a package the qrexec connection tests install\n")
-    deb = directory / f"{name}_{version}_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(tree), str(deb)], check=True,
-                   capture_output=True)
-    data = deb.read_bytes()
-    packages = (f"Package: {name}\nVersion: {version}\nArchitecture: all\n"
-                f"Maintainer: corral tests <tests@example.invalid>\nFilename: ./{deb.name}\nSize: {len(data)}\n"
-                f"SHA256: {hashlib.sha256(data).hexdigest()}\n"
-                f"Description: a package the qrexec connection tests install\n\n")
-    index = directory / "Packages"
-    index.write_text(packages)
-    return deb, index
+def make_deb(directory) -> tuple:
+    """A small .deb (a script in /usr/bin) and the flat repository holding it: (the .deb, its Packages index)."""
+    deb = build_package(directory, "corral-hello", "1.0",
+                        {"/usr/bin/corral-hello": b"#!/bin/sh\necho hello from corral-hello 1.0\n"},
+                        description="a package the qrexec connection tests install", modes={"/usr/bin/corral-hello": 0o755})
+    write_repository(directory / "repo", [deb])
+    return directory / "repo" / deb.name, directory / "repo" / "Packages"
 
 
 def test_modules_run_inside_a_real_qube_root(lab):

@@ -34,8 +34,8 @@ def run_role(dom0, tmp_path: pathlib.Path, variables: dict, *args, name: str = "
     """ansible-playbook with the layout check first, then the roles corral.qubes.fedora (the templates) and
     corral.qubes.qubes, as site.yml runs them, with ``variables`` against ``dom0``."""
     playbook = tmp_path / f"{name}.yml"
-    check = {"name": "The layout check first", "ansible.builtin.include_role": {"name": "corral.qubes.qubes",
-                                                                                 "tasks_from": "check"}}
+    check = {"name": "The layout check first",
+             "ansible.builtin.include_role": {"name": "corral.qubes.qubes", "tasks_from": "check"}}
     playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "vars": variables,
                                          "pre_tasks": [check],
                                          "roles": [{"role": "corral.qubes.fedora"}, {"role": "corral.qubes.qubes"}]}]))

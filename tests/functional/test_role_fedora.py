@@ -78,8 +78,8 @@ def test_the_reference_templates_are_built_then_a_rerun_starts_nothing(lab, tmp_
     started(lab, "fedora-42-secure")
     assert installed(lab, "fedora-42-secure", "firefox") and installed(lab, "fedora-42-secure", "qubes-core-agent-networking")
     assert not installed(lab, "fedora-42-secure", "openvpn")
-    policies = inside(lab, "fedora-42-secure", "stat -c '%a %U' /etc/firefox/policies/policies.json; "
-                                                "cat /etc/firefox/policies/policies.json")
+    policies = inside(lab, "fedora-42-secure",
+                      "stat -c '%a %U' /etc/firefox/policies/policies.json; cat /etc/firefox/policies/policies.json")
     assert policies.stdout.startswith("644 root\n") and '"DisableTelemetry": true' in policies.stdout
     client.call("admin.vm.Shutdown", "fedora-42-secure")
     # the packages came through qubes.UpdatesProxy from the templates, to sys-net
