@@ -64,9 +64,11 @@ def test_qvm_template_ran_once_to_install_and_never_in_the_idempotence_run():
     log = pathlib.Path(os.environ["QUBESD_SOCKET"]).parent / "qvm-template.jsonl"
     runs = [json.loads(line) for line in log.read_text().splitlines()]
     changes = [run for run in runs if run["mutating"]]
-    assert [run["command"] for run in changes] == ["install"]
-    assert changes[0]["argv"][-2:] == ["whonix-gateway-18", "whonix-workstation-18"]
-    assert runs[-1] is changes[0]  # nothing after the install: the second converge started no qvm-template
+    # fedora-42-minimal (the source of secure's clone, by the Fedora role), then Whonix (by the qubes role)
+    assert [run["command"] for run in changes] == ["install", "install"]
+    assert changes[0]["argv"][-1:] == ["fedora-42-minimal"]
+    assert changes[1]["argv"][-2:] == ["whonix-gateway-18", "whonix-workstation-18"]
+    assert runs[-1] is changes[1]  # nothing after the installs: the second converge started no qvm-template
 
 
 def test_network_qubes_and_offline_qubes():
@@ -94,7 +96,7 @@ def test_firewall_whitelists_of_the_domains():
     work = client.firewall_get("work")
     assert "action=accept dst4=198.51.100.0/24" in work and work[-1] == "action=accept specialtarget=dns"
     hosts = {line.split("dsthost=")[1].split()[0] for line in client.firewall_get("personal") if "dsthost=" in line}
-    wanted = {entry["host"] for name in ("private_mail", "private_cloud", "blog")
+    wanted = {entry["dsthost"] for name in ("private_mail", "private_cloud", "blog")
               for entry in network["qubes_destinations"][name]}
     assert hosts == wanted
 
