@@ -41,8 +41,13 @@ def inside_plan(entries, current, source_hashes=None, feature="corral-inside-dig
         now = current.get(name) or {}
         have = (now.get("features") or {}).get(feature, "")
         plan.append({"name": name, "digest": want, "recorded": have, "changed": want != have,
-                     "running": now.get("state") == "running", "exists": bool(now), **part})
+                     "running": now.get("state") == "running", "exists": bool(now), **inside.printable(part, entry)})
     return plan
+
+
+def inside_redacted(entries):
+    """``entries`` with the content of every file marked ``no_log`` hidden (for a check of the layout)."""
+    return inside.redacted(entries)
 
 
 class FilterModule:  # pylint: disable=too-few-public-methods
@@ -50,4 +55,4 @@ class FilterModule:  # pylint: disable=too-few-public-methods
 
     def filters(self):
         """The filters of this file."""
-        return {"inside_plan": inside_plan}
+        return {"inside_plan": inside_plan, "inside_redacted": inside_redacted}

@@ -27,7 +27,9 @@ PACKAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._~:@-]*$")
 """A package name as dnf and apt accept it (version and architecture suffixes included)."""
 MODE_RE = re.compile(r"^0?[0-7]{3,4}$")
 OWNER_RE = re.compile(r"^[a-z_][a-z0-9_-]*\$?$|^[0-9]+$")
-FILE_KEYS = ("dest", "content", "src", "mode", "owner", "group")
+FILE_KEYS = ("dest", "content", "src", "mode", "owner", "group", "no_log")
+HIDDEN = "VALUE_HIDDEN_BY_NO_LOG"
+"""What stands for a secret file's content, and for its hash in what a run prints."""
 ENTRY_KEYS = ("packages", "packages_absent", "files")
 
 
@@ -85,6 +87,8 @@ def files(path: str, value, source_hashes: dict | None = None) -> list[dict]:
             sha = (source_hashes or {}).get(src)
             if sha is None:
                 raise InsideError(f"{where}.src", f"no content hash was given for {src}")
+        if not isinstance(item.get("no_log", False), bool):
+            raise InsideError(f"{where}.no_log", "expected true or false")
         mode = item.get("mode", "0644")
         if not isinstance(mode, str) or not MODE_RE.match(mode):
             raise InsideError(f"{where}.mode", f"{mode!r} is not an octal mode such as '0644' (quote it in YAML)")
@@ -98,6 +102,32 @@ def files(path: str, value, source_hashes: dict | None = None) -> list[dict]:
     return sorted(out, key=lambda entry: entry["dest"])
 
 
+def secret(item) -> bool:
+    """Whether a file of a layout entry is a secret: its content and hash never appear in what a run prints.
+
+    Anything but ``false`` (or no ``no_log`` at all) counts, so a mistyped value hides rather than leaks.
+    """
+    return isinstance(item, dict) and item.get("no_log", False) not in (False, None)
+
+
+def redacted(entries):
+    """``entries`` (template name -> entry) with the content of every secret file replaced by ``HIDDEN``.
+
+    What is not a string is kept, for the checks to name; the shape is otherwise the same, so a check of the
+    layout can be given this instead of the layout itself.
+    """
+    if not isinstance(entries, dict):
+        return entries
+    out = {}
+    for name, entry in entries.items():
+        if isinstance(entry, dict) and isinstance(entry.get("files"), list):
+            entry = {**entry, "files": [
+                {**item, "content": HIDDEN} if secret(item) and isinstance(item.get("content"), str) else item
+                for item in entry["files"]]}
+        out[name] = entry
+    return out
+
+
 def applied(path: str, entry: dict, source_hashes: dict | None = None) -> dict:
     """The part of a layout entry that is applied inside the qube, in canonical form."""
     present = _packages(f"{path}.packages", entry.get("packages"))
@@ -107,6 +137,13 @@ def applied(path: str, entry: dict, source_hashes: dict | None = None) -> dict:
         raise InsideError(f"{path}.packages_absent", f"{both[0]} is also in packages")
     return {"packages": present, "packages_absent": absent,
             "files": files(f"{path}.files", entry.get("files"), source_hashes)}
+
+
+def printable(applied_part: dict, entry: dict) -> dict:
+    """``applied_part`` of ``entry`` as a run may print it: the hash of each secret file hidden."""
+    hidden = {item.get("dest") for item in entry.get("files") or [] if secret(item)}
+    return {**applied_part, "files": [{**item, "sha256": HIDDEN} if item["dest"] in hidden else item
+                                      for item in applied_part["files"]]}
 
 
 def digest(applied_part: dict) -> str:

@@ -8,6 +8,9 @@ cat, through the rehearsal's qrexec-client, not from what the role recorded.
 
 from __future__ import annotations
 
+import hashlib
+import pathlib
+import secrets
 import subprocess
 
 import pytest
@@ -36,11 +39,14 @@ def inside(dom0, qube: str, command: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=dom0.qube_env(), timeout=120, check=False)
 
 
-def play(dom0, tmp_path, templates: dict | None = None, *args, extra: dict | None = None):
-    """playbooks/fedora.yml with the reference inventory, or with ``templates`` as fedora_templates."""
-    env = ansible_env(dom0, tmp_path)
-    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
-    argv = [str(BIN / "ansible-playbook"), "playbooks/fedora.yml", *args]
+def play(dom0, tmp_path, templates: dict | None = None, *args, extra: dict | None = None, env: dict | None = None):
+    """playbooks/fedora.yml with the reference inventory, or with ``templates`` as fedora_templates.
+
+    A playbook among ``args`` runs before it (ansible-playbook runs them in order).
+    """
+    env = {**ansible_env(dom0, tmp_path), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), **(env or {})}
+    playbooks = [arg for arg in args if arg.endswith(".yml")]
+    argv = [str(BIN / "ansible-playbook"), *playbooks, "playbooks/fedora.yml", *[a for a in args if a not in playbooks]]
     if templates is not None or extra:
         values = tmp_path / "fedora-vars.yml"
         values.write_text(yaml.safe_dump({**({"fedora_templates": templates} if templates is not None else {}),
@@ -159,3 +165,34 @@ def test_check_mode_on_a_fresh_dom0_reports_and_connects_to_nothing(lab, tmp_pat
     assert result.returncode == 0 and "failed=0" in result.stdout, result.stdout
     assert "fedora-42-secure: records nothing, the layout wants sha256:" in result.stdout
     assert lab.writes_since(mark) == [] and lab.qrexec_calls() == []
+
+
+def test_a_secret_file_reaches_its_template_and_nothing_else(lab, tmp_path):
+    """A file marked no_log: in the template, and in no output, diff, log, call log or qrexec log of the run."""
+    secret = "remote-key " + secrets.token_hex(16)
+    templates = yaml.safe_load((ROOT / "inventories/t420s/group_vars/qubes_admin/fedora.yml").read_text())["fedora_templates"]
+    templates["fedora-42-xfce"]["files"] = [
+        {"dest": "/etc/openvpn/client/work.key", "content": secret + "\n", "mode": "0600", "no_log": True},
+        {"dest": "/etc/openvpn/client/work.conf", "content": "remote vpn.example.org 1194\n"}]
+    log = tmp_path / "ansible.log"
+    # the layout check first (as site.yml runs it), then the role; everything at -vvv with --diff
+    result = play(lab, tmp_path, templates, "playbooks/preflight.yml", "-vvv", "--diff",
+                  env={"ANSIBLE_LOG_PATH": str(log)})
+    assert result.returncode == 0 and "failed=0" in result.stdout, result.stdout[-3000:] + result.stderr
+    hashed = hashlib.sha256((secret + "\n").encode()).hexdigest()
+    # the layout check's invocation and the plan show the file, its content and hash hidden
+    assert '"content": "VALUE_HIDDEN_BY_NO_LOG"' in result.stdout and '"sha256": "VALUE_HIDDEN_BY_NO_LOG"' in result.stdout
+    assert "+remote vpn.example.org 1194" in result.stdout  # the other file's diff is shown: the search can fail
+    for where, text in [("output", result.stdout + result.stderr), ("log", log.read_text()),
+                        ("call log", pathlib.Path(lab.call_log).read_text()),
+                        ("qrexec log", pathlib.Path(lab.qrexec_log).read_text())]:
+        assert secret.split()[1] not in text and hashed not in text, where
+    started(lab, "fedora-42-xfce")
+    key = inside(lab, "fedora-42-xfce", "stat -c '%a %U' /etc/openvpn/client/work.key; cat /etc/openvpn/client/work.key")
+    assert key.stdout == f"600 root\n{secret}\n", key.stdout + key.stderr
+    lab.client().call("admin.vm.Shutdown", "fedora-42-xfce")
+    # a secret file that cannot be written: the failure names the template, not the content
+    templates["fedora-42-xfce"]["files"][0].update(owner="no-such-user", content=secret + " v2\n")
+    failed = play(lab, tmp_path, templates, "-vvv", "--diff", env={"ANSIBLE_LOG_PATH": str(log)})
+    assert failed.returncode != 0 and "censored due to no_log" in failed.stdout, failed.stdout[-3000:]
+    assert secret.split()[1] not in failed.stdout + failed.stderr + log.read_text()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.corral.qubes.plugins.filter.inside import inside_plan
+from ansible_collections.corral.qubes.plugins.filter.inside import inside_plan, inside_redacted
 from ansible_collections.corral.qubes.plugins.module_utils import inside
 
 ENTRY = {"packages": ["keepassxc", "vim-enhanced"], "packages_absent": ["nano"],
@@ -64,6 +64,7 @@ def test_nothing_applied_has_no_digest():
     ({"files": [{"dest": "/a", "content": "", "owner": "Bad Name"}]}, "t.files[0].owner"),
     ({"files": [{"dest": "/a", "content": "", "modee": "0600"}]}, "t.files[0].modee"),
     ({"files": [{"dest": "/a", "src": "missing"}]}, "t.files[0].src"),
+    ({"files": [{"dest": "/a", "content": "", "no_log": "yes"}]}, "t.files[0].no_log"),
 ])
 def test_bad_entries_name_their_path(entry, path):
     with pytest.raises(inside.InsideError) as info:
@@ -92,3 +93,27 @@ def test_the_plan_refuses_unknown_keys_but_the_roles_own():
 def test_the_plan_refuses_a_bad_qube_name():
     with pytest.raises(AnsibleFilterError, match="not a qube name"):
         inside_plan({"bad name": {}}, {})
+
+
+SECRET = {"files": [{"dest": "/etc/vpn.key", "content": "KEY\n", "mode": "0600", "no_log": True},
+                    {"dest": "/etc/vpn.conf", "content": "remote vpn\n"}]}
+
+
+def test_a_secret_file_counts_in_the_digest_but_its_hash_is_not_printed():
+    plan = inside_plan({"a": SECRET}, {})[0]
+    other_key = {"files": [{**SECRET["files"][0], "content": "KEY2\n"}, SECRET["files"][1]]}
+    assert plan["digest"] == digest(SECRET) != digest(other_key)
+    hashes = {item["dest"]: item["sha256"] for item in plan["files"]}
+    assert hashes["/etc/vpn.key"] == inside.HIDDEN and len(hashes["/etc/vpn.conf"]) == 64
+    # marking a file no_log changes what is printed, not what is applied
+    assert digest({"files": [{**SECRET["files"][0], "no_log": False}, SECRET["files"][1]]}) == digest(SECRET)
+
+
+def test_the_redacted_layout_hides_secret_content_and_keeps_the_shape():
+    entries = {"a": SECRET, "b": {"files": [{"dest": "/x", "content": 5, "no_log": True},
+                                            {"dest": "/y", "content": "z", "no_log": "yes"}]}, "c": "odd"}
+    out = inside_redacted(entries)
+    assert out["a"]["files"] == [{**SECRET["files"][0], "content": inside.HIDDEN}, SECRET["files"][1]]
+    assert out["b"]["files"][0]["content"] == 5  # not a string: kept for the check to name
+    assert out["b"]["files"][1]["content"] == inside.HIDDEN  # a mistyped no_log hides
+    assert out["c"] == "odd" and SECRET["files"][0]["content"] == "KEY\n"  # the input is not changed
