@@ -194,5 +194,5 @@ def test_a_secret_file_reaches_its_template_and_nothing_else(lab, tmp_path):
     # a secret file that cannot be written: the failure names the template, not the content
     templates["fedora-42-xfce"]["files"][0].update(owner="no-such-user", content=secret + " v2\n")
     failed = play(lab, tmp_path, templates, "-vvv", "--diff", env={"ANSIBLE_LOG_PATH": str(log)})
-    assert failed.returncode != 0 and "censored due to no_log" in failed.stdout, failed.stdout[-3000:]
+    assert failed.returncode != 0 and "censored" in failed.stdout, failed.stdout[-3000:]  # both cores word it apart
     assert secret.split()[1] not in failed.stdout + failed.stderr + log.read_text()
