@@ -4,6 +4,7 @@
 import pathlib
 import sys
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -22,3 +23,22 @@ if str(ROOT) not in sys.path:
 # checks (they measure the machine, not the code), and no example database left in the tree.
 settings.register_profile("corral", deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("corral")
+
+# Tests of the rehearsal dom0 itself, the test host: its server, persistence, call log, network and qube roots.
+# The collection code they drive is covered by the other tests, so the R4.3 leg (make r43-pytest) leaves these
+# to the 3.11 leg with -m "not rehearsal_itself" and spends its time on what runs on a dom0.
+REHEARSAL_ITSELF = {
+    "functional/test_cli.py", "functional/test_events.py", "functional/test_network.py", "functional/test_observe.py",
+    "functional/test_persistence.py", "functional/test_qube_roots.py", "functional/test_robustness.py",
+    "functional/test_transcript.py", "unit/test_nft.py", "unit/test_rootfs_sources.py", "unit/test_world.py",
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "rehearsal_itself: a test of the rehearsal dom0, not of the collection")
+
+
+def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
+    for item in items:
+        if pathlib.Path(item.fspath).resolve().relative_to(ROOT / "tests").as_posix() in REHEARSAL_ITSELF:
+            item.add_marker(pytest.mark.rehearsal_itself)
