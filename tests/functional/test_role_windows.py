@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The role corral.qubes.windows against fresh rehearsal dom0s (R4.3 and R4.2) whose qubes run on real roots.
+
+The user's Windows ISO is a stand-in the tests make (windows_media.py), put in a qube's home; the answer-file ISO
+is built by xorriso inside the offline media qube, through the qrexec connection; the rehearsal's HVM installer
+stand-in reads both images behind the CD-ROMs the role attaches, checks the answer file and "installs". What the
+media held is read back from the images themselves, the answer file against tests/data/unattend.xsd.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+
+import pytest
+import yaml
+
+from harness import QREXEC_CLIENT
+from playbook import BIN, ROOT, ansible_env
+from rehearsal import installer, network, roots, rootfs
+import windows_media
+
+REASONS = roots.unavailable() + windows_media.missing()
+pytestmark = pytest.mark.skipif(bool(REASONS), reason=f"qube roots and ISO tools: {'; '.join(REASONS)}")
+NETWORK = not network.unavailable()
+FEATURE = "corral-windows-install"
+POWER = ("admin.vm.Start", "admin.vm.Unpause", "admin.vm.Shutdown", "admin.vm.Kill")
+PASSWORD, ADMIN_PASSWORD, KEY = "Corr4l-user-S3cret", "Corr4l-admin-S3cret", "QW7RT-YU8PK-MN3BV-CX2ZL-9HJKD"
+SCHEMA = ROOT / "tests" / "data" / "unattend.xsd"
+
+
+@pytest.fixture(params=["4.3", "4.2"])
+def lab(request, dom0_factory, tmp_path):
+    """A fresh dom0 with qube roots (and network realisation where it can run), and the Windows ISO in 'untrusted'."""
+    rootfs.build()
+    dom0 = dom0_factory(release=request.param, extra_args=(
+        "--roots", "on", "--network", "on" if NETWORK else "off", "--install-delay", "0.5"))
+    client = dom0.client()
+    client.create("AppVM", "untrusted", "red")
+    client.start("untrusted")
+    home = pathlib.Path(dom0.state_dir) / "qubes" / "untrusted" / "private" / "home" / "user"
+    dom0.iso_sha256 = windows_media.make_windows_iso(home / "win7.iso")
+    client.shutdown("untrusted", wait=True)
+    return dom0
+
+
+def entry(dom0, **overrides) -> dict:
+    base = {"iso": {"qube": "untrusted", "path": "/home/user/win7.iso", "sha256": dom0.iso_sha256},
+            "edition": "Windows 7 PROFESSIONAL", "computer_name": "WORK", "locale": "de-DE",
+            "timezone": "W. Europe Standard Time", "user": {"name": "user", "password": PASSWORD},
+            "admin_password": ADMIN_PASSWORD, "product_key": KEY, "root_gib": 30, "timeout": 60,
+            "first_logon_commands": ["cmd /c echo ready"]}
+    base.update(overrides)
+    return base
+
+
+def play(dom0, tmp_path, qubes: dict, *args, env: dict | None = None, extra: dict | None = None):
+    """The role with ``qubes`` as windows_qubes, from a playbook on dom0 (localhost)."""
+    book = tmp_path / "windows.yml"
+    book.write_text(yaml.safe_dump([{"name": "Windows qubes", "hosts": "localhost", "connection": "local",
+                                     "gather_facts": False, "roles": [{"role": "corral.qubes.windows"}]}]))
+    values = tmp_path / "windows-vars.yml"
+    values.write_text(yaml.safe_dump({"windows_qubes": qubes, "windows_poll": 1, **(extra or {})}))
+    environment = {**ansible_env(dom0, tmp_path), **(env or {})}
+    argv = [str(BIN / "ansible-playbook"), "-i", "localhost,", str(book), "-e", f"@{values}", *args]
+    return subprocess.run(argv, cwd=ROOT, env=environment, capture_output=True, text=True, check=False, timeout=600)
+
+
+def inside(dom0, qube: str, command: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(QREXEC_CLIENT), "-d", qube, "root:QUBESRPC qubes.VMShell dom0"], input=command,
+                          capture_output=True, text=True, env=dom0.qube_env(), timeout=120, check=False)
+
+
+def power(dom0) -> dict:
+    return {line.split(" ", 1)[0]: line.split("state=")[1].split(" ")[0]
+            for line in dom0.client().call("admin.vm.List", "dom0").splitlines()}
+
+
+def test_windows_is_installed_once_then_a_rerun_reads_only(lab, tmp_path):
+    first = play(lab, tmp_path, {"work": entry(lab)})
+    assert first.returncode == 0 and "failed=0" in first.stdout, first.stdout + first.stderr
+    client = lab.client()
+    assert power(lab)["work"] == "Halted"
+    record = client.feature_get("work", FEATURE)
+    assert record.startswith("pbkdf2-sha256:")
+    assert "video-model" not in client.feature_list("work")
+    print(first.stdout)
