@@ -550,7 +550,9 @@ class Roots:
             except OSError:
                 continue
             if entry.startswith("loop") and inner.startswith("/"):
-                found[entry] = {"name": inner, "description": inner, "host_path": f"/proc/{init}/root{inner}"}
+                # a loop device tells no vendor or product: qubesd's id of an unknown device
+                found[entry] = {"device_id": "0000:0000::?******", "name": inner, "description": inner,
+                                "host_path": f"/proc/{init}/root{inner}"}
         return found
 
     def user_entry(self, name: str, user: str) -> tuple[int, int, str, str] | None:

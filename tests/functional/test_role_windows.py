@@ -9,9 +9,13 @@ media held is read back from the images themselves, the answer file against test
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 import subprocess
+
+import jinja2
+import xmlschema
 
 import pytest
 import yaml
@@ -77,12 +81,75 @@ def power(dom0) -> dict:
             for line in dom0.client().call("admin.vm.List", "dom0").splitlines()}
 
 
+def render(dom0, qube: str, values: dict) -> str:
+    """The answer file the role makes for ``values``, from the role's template and the qube's Qubes settings."""
+    from ansible_collections.corral.qubes.plugins.module_utils import windows  # pylint: disable=import-outside-toplevel
+
+    props = {name: {"value": dom0.client().property_get(qube, name).value} for name in ("ip", "visible_gateway", "dns")}
+    env = jinja2.Environment(trim_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)  # the template lookup's settings
+    template = env.from_string((ROOT / "roles" / "windows" / "templates" / "autounattend.xml.j2").read_text())
+    w = windows.entry(values)
+    return template.render(w=w, net=windows.network(w, props))
+
+
+def installer_log(dom0, qube: str) -> str:
+    path = pathlib.Path(dom0.state_dir) / "qubes" / qube / "installer.log"
+    return path.read_text() if path.exists() else ""
+
+
+def methods(calls) -> list[str]:
+    return [c["method"] for c in calls]
+
+
 def test_windows_is_installed_once_then_a_rerun_reads_only(lab, tmp_path):
-    first = play(lab, tmp_path, {"work": entry(lab)})
+    values = entry(lab)
+    mark = lab.mark()
+    first = play(lab, tmp_path, {"work": values})
     assert first.returncode == 0 and "failed=0" in first.stdout, first.stdout + first.stderr
     client = lab.client()
+    # the qube as Qubes documents it for Windows
+    props = {name: client.property_get("work", name).value for name in
+             ("virt_mode", "kernel", "memory", "maxmem", "qrexec_timeout")}
+    assert props == {"virt_mode": "hvm", "kernel": "", "memory": "4096", "maxmem": "0", "qrexec_timeout": "7200"}
+    assert client.list_vms("work")["work"].klass == "StandaloneVM"
+    assert client.property_get("windows-media", "netvm").value == ""  # the media qube is offline
+    # installed: the guest powered itself off, the record holds a salted digest, the setup feature is gone
     assert power(lab)["work"] == "Halted"
     record = client.feature_get("work", FEATURE)
-    assert record.startswith("pbkdf2-sha256:")
-    assert "video-model" not in client.feature_list("work")
-    print(first.stdout)
+    assert record.startswith("pbkdf2-sha256:") and hashlib.sha256(render(lab, "work", values).encode()).hexdigest() not in record
+    features = client.feature_list("work")
+    assert "video-model" not in features and "qrexec" not in features and "gui" not in features
+    assert int(client.volume_info("work", "root")["usage"]) > 16 * 1024 ** 3
+    # the medium held exactly the answer file the role renders, at its root (the stand-in read it from the ISO)
+    answer = render(lab, "work", values)
+    log = installer_log(lab, "work")
+    assert f"sha256 {hashlib.sha256(answer.encode()).hexdigest()[:12]}" in log and "shuts it down" in log
+    xmlschema.XMLSchema11(str(SCHEMA)).validate(answer)
+    setup = installer.check_answer(answer.encode(), 30 * 1024 ** 3)
+    ip = client.property_get("work", "ip").value
+    assert setup["network"] == {"address": ip, "prefix": 8, "gateway": client.property_get("work", "visible_gateway").value,
+                                "dns": client.property_get("work", "dns").value.split()}
+    # the device calls of the release: the CD-ROMs are for the first boot only
+    calls = [c["method"] for c in lab.calls_since(mark) if c.get("dest") == "work"]
+    if lab.release == "4.3":
+        assert calls.count("admin.vm.device.block.Assign") == 2 and calls.count("admin.vm.device.block.Unassign") == 2
+        assert calls.index("admin.vm.device.block.Assign") < calls.index("admin.vm.Start") < calls.index(
+            "admin.vm.device.block.Unassign")
+        assert client.device_assigned("work", "block") == []
+    else:
+        assert calls.count("admin.vm.device.block.Attach") == 2 and calls.count("admin.vm.device.block.Set.persistent") == 2
+        assert client.device_list("work", "block") == []
+    # the loop devices and the secret-holding files are gone from the media qube
+    assert inside(lab, "windows-media", "losetup -a; ls /home/user/corral-media").stdout == ""
+    assert inside(lab, "untrusted", "losetup -a").stdout == ""
+    # the second run: reads only, no qube started, no qrexec call
+    mark, qrexec_mark = lab.mark(), len(lab.qrexec_calls())
+    second = play(lab, tmp_path, {"work": values})
+    assert second.returncode == 0 and "changed=0" in second.stdout and "failed=0" in second.stdout, second.stdout
+    assert lab.writes_since(mark) == [] and not [c for c in lab.calls_since(mark) if c["method"] in POWER]
+    assert len(lab.qrexec_calls()) == qrexec_mark
+    # check mode on the installed qube: nothing to do, nothing connected
+    check = play(lab, tmp_path, {"work": values}, "--check", "--diff")
+    assert check.returncode == 0 and "changed=0" in check.stdout, check.stdout
+    assert lab.writes_since(mark) == [] and len(lab.qrexec_calls()) == qrexec_mark
+
