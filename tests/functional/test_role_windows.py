@@ -153,3 +153,152 @@ def test_windows_is_installed_once_then_a_rerun_reads_only(lab, tmp_path):
     assert check.returncode == 0 and "changed=0" in check.stdout, check.stdout
     assert lab.writes_since(mark) == [] and len(lab.qrexec_calls()) == qrexec_mark
 
+
+
+@pytest.fixture
+def lab43(dom0_factory):
+    """lab on R4.3 only (the behaviour below does not depend on the release)."""
+    rootfs.build()
+    dom0 = dom0_factory(release="4.3", extra_args=(
+        "--roots", "on", "--network", "on" if NETWORK else "off", "--install-delay", "0.5"))
+    client = dom0.client()
+    client.create("AppVM", "untrusted", "red")
+    client.start("untrusted")
+    home = pathlib.Path(dom0.state_dir) / "qubes" / "untrusted" / "private" / "home" / "user"
+    dom0.iso_sha256 = windows_media.make_windows_iso(home / "win7.iso")
+    windows_media.make_windows_iso(home / "plain.iso", bootable=False)
+    client.shutdown("untrusted", wait=True)
+    return dom0
+
+
+def test_a_changed_answer_file_is_reported_and_applied_only_with_reinstall(lab43, tmp_path):
+    values = entry(lab43)
+    assert play(lab43, tmp_path, {"work": values}).returncode == 0
+    record = lab43.client().feature_get("work", FEATURE)
+    changed = dict(values, computer_name="WORK2")
+    mark, qrexec_mark = lab43.mark(), len(lab43.qrexec_calls())
+    second = play(lab43, tmp_path, {"work": changed})
+    assert second.returncode == 0 and "changed=0" in second.stdout, second.stdout
+    warned = " ".join((second.stdout + second.stderr).split())
+    assert "work: the answer file changed since the system was installed" in warned and "reinstall: true" in warned
+    assert lab43.writes_since(mark) == [] and len(lab43.qrexec_calls()) == qrexec_mark
+    assert lab43.client().feature_get("work", FEATURE) == record
+    third = play(lab43, tmp_path, {"work": dict(changed, reinstall=True)})
+    assert third.returncode == 0 and "failed=0" in third.stdout, third.stdout
+    assert [c for c in lab43.calls_since(mark) if c["method"] == "admin.vm.Start" and c.get("dest") == "work"]
+    new = lab43.client().feature_get("work", FEATURE)
+    assert new.startswith("pbkdf2-sha256:") and new != record
+    # reinstalled from the new answer file: the next run with it is a no-op again
+    mark = lab43.mark()
+    fourth = play(lab43, tmp_path, {"work": dict(changed, reinstall=True)})
+    assert fourth.returncode == 0 and "changed=0" in fourth.stdout and lab43.writes_since(mark) == []
+
+
+def test_check_mode_on_a_fresh_dom0_touches_nothing(lab43, tmp_path):
+    mark, qrexec_mark = lab43.mark(), len(lab43.qrexec_calls())
+    check = play(lab43, tmp_path, {"work": entry(lab43)}, "--check", "--diff")
+    assert check.returncode == 0 and "failed=0" in check.stdout, check.stdout + check.stderr
+    assert "work: would install from untrusted:/home/user/win7.iso" in check.stdout
+    assert lab43.writes_since(mark) == [] and len(lab43.qrexec_calls()) == qrexec_mark
+    assert "work" not in power(lab43) and "windows-media" not in power(lab43)
+
+
+BAD = [
+    ({"product_key": "QW7RT-YU8PK-MN3BV-CX2ZL"}, "work.product_key: not of the form XXXXX-XXXXX-XXXXX-XXXXX-XXXXX"),
+    ({"product_key": "qw7rt-yu8pk-mn3bv-cx2zl-9hjkd"}, "work.product_key: not of the form"),
+    ({"locale": "xx-XX"}, "work.locale: not a language Windows 7 knows"),
+    ({"timezone": "Europe/Berlin"}, "work.timezone: not a Windows time zone name"),
+    ({"iso": {"qube": "untrusted", "path": "/home/user/win7.iso"}}, "work.iso.sha256: required, 64 hexadecimal digits"),
+    ({"root_gib": 12}, "work.root_gib: expected GiB for the root volume (amd64 setup's minimum) (an integer of at least 20)"),
+    ({"class": "AppVM"}, "work.class: expected StandaloneVM or TemplateVM"),
+    ({"computer_name": "A-NAME-FAR-TOO-LONG"}, "work.computer_name: expected 1 to 15"),
+    ({"tools": True}, "tools: Qubes Windows Tools are not available for this guest on Qubes R4.3"),
+    ({"colour": "blue"}, "work.colour: unknown key"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD, ids=[m.split(":")[0] + str(i) for i, (_c, m) in enumerate(BAD)])
+def test_bad_input_fails_before_any_change(lab43, tmp_path, change, message):
+    mark, qrexec_mark = lab43.mark(), len(lab43.qrexec_calls())
+    run = play(lab43, tmp_path, {"work": entry(lab43, **change)})
+    assert run.returncode != 0 and message in " ".join(run.stdout.split()), run.stdout
+    assert lab43.writes_since(mark) == [] and len(lab43.qrexec_calls()) == qrexec_mark
+    for secret in (PASSWORD, ADMIN_PASSWORD, KEY, KEY.lower(), KEY[:23]):
+        assert secret not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("iso, message", [
+    ({"sha256": "0" * 64}, "work.iso: untrusted:/home/user/win7.iso has sha256 "),
+    ({"path": "/home/user/missing.iso"}, "work.iso: untrusted:/home/user/missing.iso does not exist"),
+])
+def test_a_missing_or_mismatching_iso_fails_before_the_qubes_change(lab43, tmp_path, iso, message):
+    mark = lab43.mark()
+    values = entry(lab43)
+    run = play(lab43, tmp_path, {"work": dict(values, iso={**values["iso"], **iso})})
+    assert run.returncode != 0 and message in " ".join(run.stdout.split()), run.stdout
+    # reading the ISO started the qube that holds it (as qvm-start --cdrom would): nothing else
+    assert [(c["method"], c["dest"]) for c in lab43.writes_since(mark)] == [("admin.vm.Start", "untrusted")]
+    assert "work" not in power(lab43)
+
+
+def test_an_existing_qube_that_is_not_hvm_is_refused(lab43, tmp_path):
+    client = lab43.client()
+    client.create("StandaloneVM", "work", "orange")
+    client.property_set("work", "virt_mode", "pvh")
+    mark, qrexec_mark = lab43.mark(), len(lab43.qrexec_calls())
+    run = play(lab43, tmp_path, {"work": entry(lab43)})
+    assert run.returncode != 0 and "work exists with virt_mode pvh and no install record" in " ".join(run.stdout.split())
+    assert lab43.writes_since(mark) == [] and len(lab43.qrexec_calls()) == qrexec_mark
+
+
+def test_without_a_bootable_medium_the_wait_times_out_clearly(lab43, tmp_path):
+    values = entry(lab43, timeout=3)
+    values["iso"] = {"qube": "untrusted", "path": "/home/user/plain.iso",
+                     "sha256": hashlib.sha256((pathlib.Path(lab43.state_dir) / "qubes" / "untrusted" / "private" / "home"
+                                               / "user" / "plain.iso").read_bytes()).hexdigest()}
+    run = play(lab43, tmp_path, {"work": values})
+    assert run.returncode != 0
+    text = " ".join(run.stdout.split())
+    assert "work did not power off within 3 s: its installer did not finish" in text
+    assert "no bootable device" in text
+    assert installer.NO_BOOT in installer_log(lab43, "work")
+    assert power(lab43)["work"] == "Running" and FEATURE not in lab43.client().feature_list("work")
+    # the media were taken off again, the answer file removed from the media qube
+    assert inside(lab43, "windows-media", "ls /home/user/corral-media").stdout == ""
+
+
+def test_secrets_are_in_no_output_diff_or_log(lab43, tmp_path):
+    log = tmp_path / "ansible.log"
+    run = play(lab43, tmp_path, {"work": entry(lab43)}, "-vvv", "--diff", env={"ANSIBLE_LOG_PATH": str(log)})
+    assert run.returncode == 0, run.stdout[-3000:]
+    texts = {"output": run.stdout + run.stderr, "log": log.read_text(),
+             "call log": pathlib.Path(lab43.call_log).read_text(),
+             "qrexec log": pathlib.Path(lab43.qrexec_log).read_text()}
+    for where, text in texts.items():
+        for secret in (PASSWORD, ADMIN_PASSWORD, KEY):
+            assert secret not in text, f"{secret} in the {where}"
+    assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in texts["output"]  # the answer file parameter, masked
+
+
+@pytest.mark.skipif(not NETWORK, reason=f"network realisation: {'; '.join(network.unavailable())}")
+def test_the_installed_windows_reaches_what_its_whitelist_allows(lab43, tmp_path):
+    assert play(lab43, tmp_path, {"work": entry(lab43)}).returncode == 0
+    client = lab43.client()
+    client.call("admin.vm.firewall.Set", "work",
+                payload="action=accept dsthost=192.0.2.20 proto=tcp dstports=443-443\naction=drop\n")
+    client.start("work")
+    layout = network.Layout(lab43.state_dir)
+    assert network.probe(layout, "work", "192.0.2.20", 443) == network.CONNECTED
+    assert network.probe(layout, "work", "192.0.2.40", 443) == "prohibited"
+    client.kill("work")
+
+
+@pytest.mark.skipif(not NETWORK, reason=f"network realisation: {'; '.join(network.unavailable())}")
+def test_a_wrong_address_in_the_answer_file_breaks_the_network(lab43, tmp_path):
+    wrong = entry(lab43, network={"address": "10.137.0.250"})
+    assert play(lab43, tmp_path, {"work": wrong}).returncode == 0
+    client = lab43.client()
+    client.start("work")
+    layout = network.Layout(lab43.state_dir)
+    assert network.probe(layout, "work", "192.0.2.20", 443, timeout=1.0) != network.CONNECTED
+    client.kill("work")
