@@ -32,6 +32,7 @@ attributes:
     description: Reads the record, the qube and the media and reports whether it would install; changes nothing.
   diff_mode:
     support: none
+    description: The install is reported in RV(actions); there is no before and after to show.
   platform:
     support: full
     platforms: [qubes]
@@ -162,6 +163,7 @@ field:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.corral.qubes.plugins.module_utils import os_install, tasks
+
 
 def main():
     """Run the module."""

@@ -154,7 +154,6 @@ def test_windows_is_installed_once_then_a_rerun_reads_only(lab, tmp_path):
     assert lab.writes_since(mark) == [] and len(lab.qrexec_calls()) == qrexec_mark
 
 
-
 @pytest.fixture
 def lab43(dom0_factory):
     """lab on R4.3 only (the behaviour below does not depend on the release)."""
