@@ -59,16 +59,15 @@ def boots_from_disk(dom0, qube) -> bool:
 def guest_link(dom0, qube):
     """How the guest configures its end of the network link (see :func:`rehearsal.netns.link`).
 
-    ``None`` (as Qubes configures it) for qubes with a kernel of dom0's or an installed guest that takes
-    DHCP (an HVM's emulated card gets the Qubes address from its stubdomain); ``()`` for an HVM with no
-    installed system; ``(address, prefix, gateway)`` for a guest with static settings.
+    ``(address, prefix, gateway)`` for an HVM whose system this stand-in installed with static settings;
+    ``None`` (as Qubes configures it) otherwise: qubes with a kernel of dom0's, an installed guest that takes
+    DHCP (an HVM's emulated card gets the Qubes address from its stubdomain), and HVMs this stand-in never
+    installed, which keep the rehearsal's usual configuration as though their system took the Qubes address.
     """
     if qube is None or not boots_from_disk(dom0, qube) or qube.klass == "AdminVM":
         return None
     net = (qube.guest or {}).get("network")
-    if net is None:
-        return ()
-    if net.get("dhcp"):
+    if net is None or net.get("dhcp"):
         return None
     return (net["address"], int(net["prefix"]), net.get("gateway") or "")
 

@@ -108,18 +108,14 @@ def link(inner: str, inner_ip: str, outer: str, outer_if: str, gateway: str, gue
     ``inner`` gets ``eth0`` with ``inner_ip/32`` and a default route through
     ``gateway`` (on-link); ``outer`` gets ``outer_if`` with ``gateway/32``
     and a host route back to ``inner_ip``.  A guest that configures its
-    network itself (an OS without a Qubes agent) gives ``guest``: ``()`` for
-    no address at all, or ``(address, prefix, its gateway)``; the outer side
-    stays as Qubes makes it.
+    network itself (an OS without a Qubes agent) gives ``guest`` as
+    ``(address, prefix, its gateway)``; the outer side stays as Qubes makes it.
     """
     run(["ip", "link", "add", "eth0", "netns", inner, "type", "veth", "peer", "name", outer_if, "netns", outer])
     ip_batch(outer, [f"addr add {gateway}/32 dev {outer_if}", f"link set {outer_if} up",
                      f"route replace {inner_ip}/32 dev {outer_if}"])
     if guest is None:
         guest = (inner_ip, 32, gateway)
-    if not guest:
-        ip_batch(inner, ["link set eth0 up"])
-        return
     address, prefix, guest_gateway = guest
     commands = [f"addr add {address}/{prefix} dev eth0", "link set eth0 up"]
     if guest_gateway:
