@@ -182,7 +182,9 @@ def read_medium(path: str, port: str) -> Medium:
     iso = pycdlib.PyCdlib()
     iso.open(path)
     try:
-        facade_kind = "rr_path" if iso.has_rock_ridge() else "joliet_path" if iso.has_joliet() else "iso_path"
+        # a vendor's DVD keeps its files in UDF (its ISO 9660 part may hold only a notice); else the richest names
+        facade_kind = ("udf_path" if iso.has_udf() else "rr_path" if iso.has_rock_ridge()
+                       else "joliet_path" if iso.has_joliet() else "iso_path")
         files = {}
         answer_path = None
         for dirpath, _dirs, names in iso.walk(**{facade_kind: "/"}):
@@ -202,6 +204,41 @@ def read_medium(path: str, port: str) -> Medium:
     finally:
         iso.close()
     return Medium(port, bootable, files, answer)
+
+
+@dataclasses.dataclass
+class Install:
+    """What an installer found on its media and will do: the message it shows, the guest it leaves, the space used."""
+
+    message: str
+    guest: dict
+    """``os``, ``network`` (``{"dhcp": True}`` or address, prefix, gateway, dns) and what else the system is."""
+    used: int
+    powers_off: bool
+
+
+def windows_setup(media: list[Medium], disk_size: int) -> Install | None:
+    """Windows setup: None when no medium is a Windows one; :class:`SetupError` where setup would stop."""
+    windows = [m for m in media if m.bootable and "/sources/install.wim" in m.files]
+    if not windows:
+        return None
+    answers = [m.answer for m in media if m.answer is not None]
+    if not answers:
+        raise SetupError("Windows setup: no answer file; setup waits for the user (Install now)")
+    try:
+        setup = check_answer(answers[0], disk_size)
+    except SetupError as exc:
+        raise SetupError(f"Windows setup stopped: {exc}") from None
+    guest = {"os": "Windows", "arch": setup["arch"], "user": setup["user"],
+             "computer_name": setup["computer_name"], "network": setup["network"]}
+    return Install(f"Windows setup: installing from {windows[0].port} with the answer file "
+                   f"(sha256 {hashlib.sha256(answers[0]).hexdigest()[:12]})", guest,
+                   USED[setup["arch"]] + windows[0].files["/sources/install.wim"], setup["shutdown"])
+
+
+SETUPS = (windows_setup,)
+"""The installers the stand-in knows, tried in order on a starting HVM's media (each: media, disk size ->
+:class:`Install` or None, or :class:`SetupError`)."""
 
 
 class Installer:
@@ -255,40 +292,34 @@ class Installer:
                 media.append(await loop.run_in_executor(None, read_medium, info["host_path"], item["port_id"]))
             except Exception as exc:  # pylint: disable=broad-exception-caught  # an unreadable image: no medium
                 self.screen(qube, f"CD-ROM {item['backend']}:{item['port_id']}: unreadable medium ({exc})")
-        windows = [m for m in media if m.bootable and "/sources/install.wim" in m.files]
-        if not windows:
-            if not (qube.guest or {}).get("os"):
-                self.screen(qube, NO_BOOT)
-            return
-        answers = [m.answer for m in media if m.answer is not None]
-        if not answers:
-            self.screen(qube, "Windows setup: no answer file; setup waits for the user (Install now)")
-            return
         root = qube.volumes.get("root")
-        try:
-            setup = check_answer(answers[0], root.size if root else 0)
-        except SetupError as exc:
-            self.screen(qube, f"Windows setup stopped: {exc}")
-            return
-        self.screen(qube, f"Windows setup: installing from {windows[0].port} with the answer file "
-                          f"(sha256 {hashlib.sha256(answers[0]).hexdigest()[:12]})")
-        self.pending[qube.name] = asyncio.ensure_future(self._install(qube, setup, windows[0]))
+        for setup in SETUPS:
+            try:
+                install = setup(media, root.size if root else 0)
+            except SetupError as exc:
+                self.screen(qube, str(exc))
+                return
+            if install is not None:
+                self.screen(qube, install.message)
+                self.pending[qube.name] = asyncio.ensure_future(self._install(qube, install))
+                return
+        if not (qube.guest or {}).get("os"):
+            self.screen(qube, NO_BOOT)
 
-    async def _install(self, qube, setup: dict, medium: Medium) -> None:
+    async def _install(self, qube, install: Install) -> None:
         try:
             await asyncio.sleep(self.delay)
             if not qube.is_running or self.dom0.state.domains.get(qube.name) is not qube:
                 return
             root = qube.volumes.get("root")
             if root is not None:
-                root.usage = min(root.size, USED[setup["arch"]] + medium.files["/sources/install.wim"])
-            qube.guest = {"os": "Windows", "arch": setup["arch"], "user": setup["user"],
-                          "computer_name": setup["computer_name"], "network": setup["network"]}
-            if not setup["shutdown"]:
-                self.screen(qube, "Windows installed; the user is logged on (no first-logon shutdown)")
+                root.usage = min(root.size, install.used)
+            qube.guest = dict(install.guest)
+            if not install.powers_off:
+                self.screen(qube, f"{install.guest['os']} installed; it keeps running (no power-off at the end)")
                 self.dom0.save()
                 return
-            self.screen(qube, "Windows installed; the last first-logon command shuts it down")
+            self.screen(qube, f"{install.guest['os']} installed; its last step shuts it down")
             self.dom0.powered_off_by_guest(qube)
         finally:
             self.pending.pop(qube.name, None)
