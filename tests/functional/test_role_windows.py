@@ -10,7 +10,6 @@ media held is read back from the images themselves, the answer file against test
 from __future__ import annotations
 
 import hashlib
-import json
 import pathlib
 import subprocess
 
