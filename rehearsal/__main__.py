@@ -27,7 +27,7 @@ import threading
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import names, wire
 
-from rehearsal import demo, network, observe, qrexec, qrexec_proto, roots, rootfs, seed, world
+from rehearsal import demo, installer, network, observe, qrexec, qrexec_proto, roots, rootfs, seed, world
 from rehearsal.dom0 import Dom0
 from rehearsal.model import Dom0State
 from rehearsal.policy_admin import POLICY_DIR, PolicyStore
@@ -130,6 +130,8 @@ def build_server(args) -> RehearsalServer:
     if backend is not None:
         backend.qrexec_socket = os.path.abspath(qrexec_socket_for(args))
         server.companions.append(backend)
+    # the HVM installer stand-in: a backend of qube start, after the roots whose loop devices it reads
+    server.companions.append(installer.Installer(dom0, args.state, delay=args.install_delay))
     server.companions.append(qrexec.QrexecServer(server, store, qrexec_socket_for(args), roots=backend,
                                                  log=observe.CallLog(qrexec_log_for(args))))
     return server
@@ -328,6 +330,9 @@ def main(argv=None) -> int:
                        help="delay each call of METHOD (* for all) by MS milliseconds")
         p.add_argument("--shutdown-delay", type=float, default=0.1, metavar="SECONDS",
                        help="how long a qube stays Halting after a shutdown (default %(default)s)")
+        p.add_argument("--install-delay", type=float, default=1.0, metavar="SECONDS",
+                       help="how long the HVM installer stand-in takes before the guest powers off "
+                            "(default %(default)s)")
         p.add_argument("--debug", action="store_true", help="print tracebacks of aborted requests")
         p.add_argument("--network", choices=("auto", "on", "off"), default="auto",
                        help="realise running qubes as network namespaces with their firewall "

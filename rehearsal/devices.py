@@ -40,6 +40,19 @@ def exposed(call: Call, backend: str, devclass: str) -> dict[str, dict]:
     """Devices a backend exposes: port -> {device_id, description}."""
     if backend == "dom0" and devclass == "pci":
         return call.dom0.state.pci_devices
+    if devclass == "block" and backend != "dom0":
+        return block_devices(call.dom0, backend)
+    return {}
+
+
+def block_devices(dom0, backend: str) -> dict[str, dict]:
+    """The block devices a running qube exposes: its loop devices (files set up with ``losetup``), when it runs a root."""
+    qube = dom0.state.domains.get(backend)
+    if qube is None or not qube.is_running:
+        return {}
+    for runner in dom0.backends:
+        if hasattr(runner, "block_devices"):
+            return runner.block_devices(backend)
     return {}
 
 

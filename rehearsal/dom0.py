@@ -448,6 +448,13 @@ class Dom0:
         if wait:
             await self.wait_halted(qube)
 
+    def powered_off_by_guest(self, qube: Qube) -> None:
+        """The guest powered itself off (an installer's last step): Halted as after a shutdown, with no call."""
+        if qube.power_state not in ("Running", "Halting"):
+            return
+        qube.power_state = "Halting"
+        self._finish_halt(qube)
+
     def kill(self, qube: Qube) -> None:
         """admin.vm.Kill."""
         if qube.klass == "AdminVM":

@@ -92,6 +92,9 @@ class Qube:
     xid: int = -1
     start_time: float | None = None
     dispid: int | None = None
+    guest: dict = dataclasses.field(default_factory=dict)
+    """What an operating system installed by the rehearsal's HVM installer stand-in left on the root volume
+    (:mod:`rehearsal.installer`): ``os``, ``network`` (its own address settings) and the like."""
 
     @property
     def is_running(self) -> bool:

@@ -102,18 +102,25 @@ def delete(namespace: str) -> None:
     run(["ip", "netns", "del", namespace])
 
 
-def link(inner: str, inner_ip: str, outer: str, outer_if: str, gateway: str) -> None:
+def link(inner: str, inner_ip: str, outer: str, outer_if: str, gateway: str, guest=None) -> None:
     """A point-to-point link as Qubes makes one between a qube and its netvm.
 
     ``inner`` gets ``eth0`` with ``inner_ip/32`` and a default route through
     ``gateway`` (on-link); ``outer`` gets ``outer_if`` with ``gateway/32``
-    and a host route back to ``inner_ip``.
+    and a host route back to ``inner_ip``.  A guest that configures its
+    network itself (an OS without a Qubes agent) gives ``guest`` as
+    ``(address, prefix, its gateway)``; the outer side stays as Qubes makes it.
     """
     run(["ip", "link", "add", "eth0", "netns", inner, "type", "veth", "peer", "name", outer_if, "netns", outer])
     ip_batch(outer, [f"addr add {gateway}/32 dev {outer_if}", f"link set {outer_if} up",
                      f"route replace {inner_ip}/32 dev {outer_if}"])
-    ip_batch(inner, [f"addr add {inner_ip}/32 dev eth0", "link set eth0 up",
-                     f"route replace default via {gateway} dev eth0 onlink"])
+    if guest is None:
+        guest = (inner_ip, 32, gateway)
+    address, prefix, guest_gateway = guest
+    commands = [f"addr add {address}/{prefix} dev eth0", "link set eth0 up"]
+    if guest_gateway:
+        commands.append(f"route replace default via {guest_gateway} dev eth0 onlink")
+    ip_batch(inner, commands)
 
 
 def unlink(inner: str) -> None:

@@ -36,7 +36,7 @@ import shutil
 import socket
 import time
 
-from rehearsal import netns, nft, properties, world
+from rehearsal import installer, netns, nft, properties, world
 
 LOG = logging.getLogger("rehearsal.network")
 RUN_DIR = "/run/corral-rehearsal"
@@ -282,8 +282,10 @@ class Network:
             outer, outer_if, gateway = self.nodes[upstream].namespace, f"vif{node.xid}.0", self.nodes[upstream].address
         else:
             return False
+        qube = self.dom0.state.domains.get(name)
+        guest = installer.guest_link(self.dom0, qube) if qube is not None else None
         if self._attempt(f"linking {name} to {upstream}", netns.link, node.namespace, node.address, outer,
-                         outer_if, gateway):
+                         outer_if, gateway, guest):
             node.upstream = upstream
             return True
         if "eth0" in self._veths(node.namespace):

@@ -29,12 +29,13 @@ CACHE_ENV = "CORRAL_CACHE"
 DEFAULT_NAME = "debian-minbase"
 DEFAULT_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
-INCLUDE = ("python3", "python3-apt")
+INCLUDE = ("python3", "python3-apt", "xorriso")
+"""xorriso: what a media qube builds install media with (the Windows role's answer-file ISO)."""
 READY = ".corral-rootfs.json"
 """Written last into a complete root (what it was built from, and when)."""
 USER, USER_UID = "user", 1000
 
-VERSION = 2
+VERSION = 3
 """Of what :func:`customise` puts in; a cached root of another version is built again."""
 
 

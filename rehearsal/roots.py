@@ -227,6 +227,7 @@ class Roots:
         services = os.path.join(self.agent, "etc", "qubes-rpc")
         for name in os.listdir(services):
             os.chmod(os.path.join(services, name), 0o755)  # an installed package may not keep the modes
+        os.chmod(os.path.join(self.agent, "usr", "local", "sbin", "losetup"), 0o755)
 
     # -- storage -------------------------------------------------------------------------------
 
@@ -526,6 +527,33 @@ class Roots:
         """The host pid of a running qube's init (None: no root runs for it)."""
         run = self.running.get(name)
         return run.init if run is not None else None
+
+    def block_devices(self, name: str) -> dict[str, dict]:
+        """The loop devices a running qube set up with its ``losetup`` stand-in: port -> device info.
+
+        Each holds the file's path in the qube (``name``, what the block device says of itself) and
+        ``host_path``, where the rehearsal reads it (through the init's root while the qube runs).
+        """
+        init = self.init_of(name)
+        if init is None:
+            return {}
+        folder = f"/proc/{init}/root/run/corral-rehearsal/loop"
+        found = {}
+        try:
+            entries = sorted(os.listdir(folder))
+        except OSError:
+            return {}
+        for entry in entries:
+            try:
+                with open(os.path.join(folder, entry), encoding="utf-8") as handle:
+                    inner = handle.read().strip()
+            except OSError:
+                continue
+            if entry.startswith("loop") and inner.startswith("/"):
+                # a loop device tells no vendor or product: qubesd's id of an unknown device
+                found[entry] = {"device_id": "0000:0000::?******", "name": inner, "description": inner,
+                                "host_path": f"/proc/{init}/root{inner}"}
+        return found
 
     def user_entry(self, name: str, user: str) -> tuple[int, int, str, str] | None:
         """(uid, gid, home, shell) of a user in a running qube's /etc/passwd."""

@@ -16,7 +16,8 @@ import time
 import traceback
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
-from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, firewall, flows, hardware, policy_client, policy_files, schema, wire
+from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, firewall, flows, hardware, os_install, policy_client
+from ansible_collections.corral.qubes.plugins.module_utils import policy_files, schema, wire
 from ansible_collections.corral.qubes.plugins.module_utils import layout as layout_mod
 from ansible_collections.corral.qubes.plugins.module_utils import template as template_mod
 
@@ -124,6 +125,7 @@ ARGUMENT_SPECS = {
         missing={"type": "str", "default": "fail", "choices": ["fail", "skip"]},
         features_only={"type": "list", "elements": "str"},
     ),
+    "os_install": os_install.ARGUMENT_SPEC,
 }
 
 

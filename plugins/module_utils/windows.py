@@ -1,0 +1,154 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the corral.qubes collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The entries of the windows role: defaults and checks, before anything changes.
+
+An error names the qube and the key, and says the form expected; it never
+repeats a value, since several are secrets (passwords, the product key).
+No Ansible imports.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from ansible_collections.corral.qubes.plugins.module_utils import names
+
+DEFAULTS = {
+    "arch": "amd64", "class": "StandaloneVM", "memory": 4096, "vcpus": 2, "root_gib": 40, "qrexec_timeout": 7200,
+    "locale": "en-US", "timezone": "UTC", "organization": "", "product_key": None, "system_partition_mib": 100,
+    "first_logon_commands": [], "network": {}, "post_install": {}, "reinstall": False, "tools": False,
+    "timeout": 7200,
+}
+REQUIRED = ("iso", "edition", "computer_name", "user", "admin_password")
+KEYS = tuple(sorted(set(DEFAULTS) | set(REQUIRED) | {"label", "netvm"}))
+MIN_ROOT_GIB = {"amd64": 20, "x86": 16}
+"""The smallest disk Windows 7 setup takes (Microsoft's system requirements)."""
+MIN_MEMORY = {"amd64": 2048, "x86": 1024}
+PRODUCT_KEY = re.compile(r"^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+COMPUTER_NAME = re.compile(r"^[A-Za-z0-9-]{1,15}$")
+USER_NAME_FORBIDDEN = set('"/\\[]:;|=,+*?<>@')
+NETWORK_KEYS = ("address", "prefix", "gateway", "dns")
+POST_KEYS = ("features", "properties")
+
+
+class EntryError(ValueError):
+    """A bad entry; the message names ``name.key``."""
+
+
+def entry(raw: dict) -> dict:
+    """The entry with the role's defaults (label: orange, black for a TemplateVM)."""
+    merged = {**DEFAULTS, **raw}
+    merged.setdefault("label", "black" if merged["class"] == "TemplateVM" else "orange")
+    return merged
+
+
+def _int(name: str, key: str, value, low: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise EntryError(f"{name}.{key}: expected {what} (an integer of at least {low})")
+
+
+def check(name: str, raw, locales, time_zones) -> None:
+    """Every key of one entry, or :class:`EntryError`."""
+    error = names.vm_name_error(name) if isinstance(name, str) else "not a string"
+    if error:
+        raise EntryError(f"{name!r}: not a qube name ({error})")
+    if not isinstance(raw, dict):
+        raise EntryError(f"{name}: expected a dict of settings")
+    unknown = sorted(set(raw) - set(KEYS))
+    if unknown:
+        raise EntryError(f"{name}.{unknown[0]}: unknown key; expected one of {', '.join(KEYS)}")
+    for key in REQUIRED:
+        if raw.get(key) in (None, "", {}):
+            raise EntryError(f"{name}.{key}: required")
+    w = entry(raw)
+    iso = w["iso"]
+    if not isinstance(iso, dict) or set(iso) - {"qube", "path", "sha256"}:
+        raise EntryError(f"{name}.iso: expected a dict with qube, path and sha256")
+    if not isinstance(iso.get("qube"), str) or names.vm_name_error(iso["qube"]) or iso["qube"] == "dom0":
+        raise EntryError(f"{name}.iso.qube: expected the name of the qube that holds the ISO (not dom0)")
+    if not isinstance(iso.get("path"), str) or not iso["path"].startswith("/"):
+        raise EntryError(f"{name}.iso.path: expected the ISO's absolute path in {iso['qube']}")
+    if not isinstance(iso.get("sha256"), str) or not SHA256.match(iso["sha256"].lower()):
+        raise EntryError(f"{name}.iso.sha256: required, 64 hexadecimal digits (the ISO's sha256sum)")
+    if w["arch"] not in MIN_ROOT_GIB:
+        raise EntryError(f"{name}.arch: expected one of {', '.join(MIN_ROOT_GIB)}")
+    if w["class"] not in ("StandaloneVM", "TemplateVM"):
+        raise EntryError(f"{name}.class: expected StandaloneVM or TemplateVM (an HVM with its own root)")
+    if not isinstance(w["edition"], str):
+        raise EntryError(f"{name}.edition: expected the image name in install.wim, such as 'Windows 7 PROFESSIONAL'")
+    _int(name, "memory", w["memory"], MIN_MEMORY[w["arch"]], f"MiB for a {w['arch']} Windows 7")
+    _int(name, "vcpus", w["vcpus"], 1, "a number of virtual CPUs")
+    _int(name, "root_gib", w["root_gib"], MIN_ROOT_GIB[w["arch"]], f"GiB for the root volume ({w['arch']} setup's minimum)")
+    _int(name, "qrexec_timeout", w["qrexec_timeout"], 1, "seconds")
+    _int(name, "timeout", w["timeout"], 1, "seconds the install may take")
+    _int(name, "system_partition_mib", w["system_partition_mib"], 100, "MiB for the system partition")
+    if w["locale"] not in locales:
+        raise EntryError(f"{name}.locale: not a language Windows 7 knows; expected one of {', '.join(locales)} "
+                         "(windows_extra_locales adds others)")
+    if w["timezone"] not in time_zones:
+        raise EntryError(f"{name}.timezone: not a Windows time zone name (such as 'W. Europe Standard Time'; "
+                         "windows_extra_time_zones adds others)")
+    if not isinstance(w["computer_name"], str) or not COMPUTER_NAME.match(w["computer_name"]) \
+            or w["computer_name"].isdigit():
+        raise EntryError(f"{name}.computer_name: expected 1 to 15 letters, digits or '-', not only digits")
+    user = w["user"]
+    if not isinstance(user, dict) or set(user) != {"name", "password"}:
+        raise EntryError(f"{name}.user: expected a dict with name and password")
+    if not isinstance(user["name"], str) or not user["name"] or len(user["name"]) > 20 \
+            or set(user["name"]) & USER_NAME_FORBIDDEN:
+        raise EntryError(f"{name}.user.name: expected 1 to 20 characters, none of {''.join(sorted(USER_NAME_FORBIDDEN))}")
+    for key, value in (("user.password", user["password"]), ("admin_password", w["admin_password"])):
+        if not isinstance(value, str) or not value:
+            raise EntryError(f"{name}.{key}: expected a non-empty string")
+    key = w["product_key"]
+    if key is not None and (not isinstance(key, str) or not PRODUCT_KEY.match(key)):
+        raise EntryError(f"{name}.product_key: not of the form XXXXX-XXXXX-XXXXX-XXXXX-XXXXX "
+                         "(five groups of five capital letters or digits)")
+    commands = w["first_logon_commands"]
+    if not isinstance(commands, list) or not all(isinstance(c, str) and c for c in commands):
+        raise EntryError(f"{name}.first_logon_commands: expected a list of command lines")
+    _network(name, w["network"])
+    post = w["post_install"]
+    if not isinstance(post, dict) or set(post) - set(POST_KEYS) or not all(isinstance(v, dict) for v in post.values()):
+        raise EntryError(f"{name}.post_install: expected a dict with features and properties (dicts)")
+    for key in ("reinstall", "tools"):
+        if not isinstance(w[key], bool):
+            raise EntryError(f"{name}.{key}: expected true or false")
+
+
+def _network(name: str, net) -> None:
+    if not isinstance(net, dict) or set(net) - set(NETWORK_KEYS):
+        raise EntryError(f"{name}.network: expected a dict with any of {', '.join(NETWORK_KEYS)}")
+    for key in ("address", "gateway"):
+        if key in net:
+            try:
+                ipaddress.IPv4Address(str(net[key]))
+            except ValueError:
+                raise EntryError(f"{name}.network.{key}: expected an IPv4 address") from None
+    if "prefix" in net and (isinstance(net["prefix"], bool) or not isinstance(net["prefix"], int)
+                            or not 1 <= net["prefix"] <= 32):
+        raise EntryError(f"{name}.network.prefix: expected a prefix length from 1 to 32")
+    if "dns" in net:
+        try:
+            [ipaddress.IPv4Address(str(server)) for server in net["dns"]]
+        except (TypeError, ValueError):
+            raise EntryError(f"{name}.network.dns: expected a list of IPv4 addresses") from None
+
+
+def network(w: dict, properties: dict) -> dict:
+    """The guest's static settings: the qube's Qubes IP, gateway and DNS (``/8``, as Qubes advises), then overrides.
+
+    ``properties`` are the qube's as corral.qubes.qube_info details them (``{name: {value: ...}}``); empty for a
+    qube not made yet (check mode).
+    """
+    def value(prop):
+        return (properties.get(prop) or {}).get("value") or ""
+    dns = value("dns").split() if isinstance(value("dns"), str) else list(value("dns"))
+    net = {"address": value("ip") or "0.0.0.0", "prefix": 8, "gateway": value("visible_gateway") or "0.0.0.0",
+           "dns": dns or ["10.139.1.1", "10.139.1.2"]}
+    net.update(w.get("network") or {})
+    return net
