@@ -115,6 +115,8 @@ ARGUMENT_SPECS = {
         flows_policy={"type": "str", "default": "30-corral-flows"},
         policies_elsewhere={"type": "list", "elements": "str", "default": []},
         prune={"type": "bool", "default": False},
+        whonix={"type": "dict"},
+        drift={"type": "bool", "default": True},
     ),
     "qube_info": dict(
         ADMIN_API_ARGS,
