@@ -142,6 +142,7 @@ class Layout:
         """Template name -> path, for the templates the layout installs."""
         self.now = time.time()
         self.warnings: list[str] = []
+        self._whonix_kinds: dict[str, tuple[str | None, str | None]] = {}
 
     def var(self, option: str) -> str:
         """The role variable an option comes from (the start of every path)."""
@@ -364,9 +365,11 @@ class Layout:
             error = whonix.version_error(entry.get("template"), release)
             if error:
                 self.problems.add(f"{top}.{name}.template", error)
-            kind, base = self._whonix_kind(reader, name)
             netvm = entry.get("netvm")
-            if kind != "workstation" or not isinstance(netvm, str) or netvm in ("", engine.DEFAULT):
+            if not isinstance(netvm, str) or netvm in ("", engine.DEFAULT):
+                continue
+            kind, base = self._whonix_kind(reader, name)
+            if kind != "workstation":
                 continue
             if self._whonix_kind(reader, netvm)[0] != "gateway":
                 self.problems.add(f"{top}.{name}.netvm",
@@ -379,17 +382,22 @@ class Layout:
         layout first, then the system (a template's name, or its feature whonix-gw/whonix-ws)."""
         if depth > 3 or not isinstance(name, str) or name in ("", engine.DEFAULT):
             return None, None
+        if name not in self._whonix_kinds:
+            self._whonix_kinds[name] = self._whonix_kind_of(reader, name, depth)
+        return self._whonix_kinds[name]
+
+    def _whonix_kind_of(self, reader: engine.Reader, name: str, depth: int) -> tuple[str | None, str | None]:
         kind = whonix.template_kind(name)
         if kind:
             return kind[0], name
         entry = self.entries.get(name)
-        if name in reader.vms and reader.vms[name].klass != "AdminVM":
+        if name in reader.vms and reader.vms[name].klass == "TemplateVM" and (entry is None or "template" not in entry):
+            # a template on the system: its own features say
             features = reader.features(name, [whonix.GATEWAY_FEATURE, whonix.WORKSTATION_FEATURE])
-            if reader.vms[name].klass == "TemplateVM" and (entry is None or "template" not in entry):
-                for feature, word in ((whonix.GATEWAY_FEATURE, "gateway"), (whonix.WORKSTATION_FEATURE, "workstation")):
-                    if features.get(feature) not in (None, ""):
-                        return word, name
-                return None, None
+            for feature, word in ((whonix.GATEWAY_FEATURE, "gateway"), (whonix.WORKSTATION_FEATURE, "workstation")):
+                if features.get(feature) not in (None, ""):
+                    return word, name
+            return None, None
         if entry is not None and isinstance(entry.get("template"), str):
             return self._whonix_kind(reader, entry["template"], depth + 1)
         if name in reader.vms and reader.vms[name].klass in ("AppVM", "DispVM"):
@@ -476,20 +484,22 @@ def check(reader: engine.Reader, params: dict, hidden_by_policy: bool = False, s
                   "policies": merged["qubes_policies"]}
     layout = Layout(params)
     layout.check_shape()
-    layout.check_names(reader, hidden_by_policy)
+    if params.get("scope") == "whonix":
+        # Only what Whonix adds: the rest of the layout is the preflight's whole check.
+        layout.problems = Problems()
+    else:
+        layout.check_names(reader, hidden_by_policy)
     layout.check_whonix(reader)
     if layout.problems.items:
         lines = [f"{path}: {message}" for path, message in layout.problems.items]
         return {"failed": True, "changed": False, "problems": [{"path": p, "msg": m} for p, m in layout.problems.items],
                 "msg": f"the layout has {len(lines)} problem{'s' if len(lines) != 1 else ''}, nothing was changed: "
                        + "; ".join(lines)}
-    if params.get("drift", True):
-        drift = layout.drift(reader, hidden_by_policy)
-    else:
-        drift = {"qubes": [], "created": [], "tags": {}}
+    whole = params.get("scope") != "whonix"
+    drift = layout.drift(reader, hidden_by_policy) if whole else {"qubes": [], "created": [], "tags": {}}
     drift["policy_files"] = []
     warnings = list(layout.warnings)
-    if store is not None and not hidden_by_policy and params.get("drift", True):
+    if store is not None and not hidden_by_policy and whole:
         declared = set(params.get("policies") or {}) | set(params.get("policies_elsewhere") or [])
         if params.get("flows"):
             declared.add(params.get("flows_policy") or "30-corral-flows")

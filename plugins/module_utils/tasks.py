@@ -116,7 +116,7 @@ ARGUMENT_SPECS = {
         policies_elsewhere={"type": "list", "elements": "str", "default": []},
         prune={"type": "bool", "default": False},
         whonix={"type": "dict"},
-        drift={"type": "bool", "default": True},
+        scope={"type": "str", "default": "all", "choices": ["all", "whonix"]},
     ),
     "qube_info": dict(
         ADMIN_API_ARGS,

@@ -122,10 +122,14 @@ options:
         (C(whonix-gateway-17) on R4.3) and a Whonix workstation (a qube based on a C(whonix-workstation-NN) template,
         or a template with the feature C(whonix-ws)) whose netvm is not a Whonix gateway are problems.
     type: dict
-  drift:
-    description: Whether drift is read and reported (the role P(corral.qubes.whonix#role) leaves it to the preflight).
-    type: bool
-    default: true
+  scope:
+    description:
+      - V(all) checks the whole layout and reports drift. V(whonix) (what the role P(corral.qubes.whonix#role) runs)
+        checks only what Whonix adds - the settings of O(whonix) and the Whonix rules - and returns the variables
+        with Whonix added; the rest of the layout, its names and its drift are left to the whole check that follows.
+    type: str
+    default: all
+    choices: [all, whonix]
 seealso:
   - module: corral.qubes.qube_info
 """
