@@ -164,3 +164,59 @@ def test_bad_input_fails_before_any_write(dom0_factory, tmp_path, release, extra
         assert word in run.stdout, run.stdout
     assert dom0.writes_since(mark) == []
     assert "changed=0" in run.stdout
+
+
+# ---------------------------------------------------------------- the rehearsal's model of qubesd's Whonix addon
+
+
+def install_whonix(dom0, tmp_path, version: int) -> None:
+    proc = subprocess.run([str(ROOT / "rehearsal" / "bin" / "dom0" / "qvm-template"),
+                           "--enablerepo=qubes-templates-community", "--yes", "install",
+                           f"whonix-gateway-{version}", f"whonix-workstation-{version}"],
+                          env=ansible_env(dom0, tmp_path), capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("release", ["4.3", "4.2"])
+def test_addon_model_on_create_and_load(dom0_factory, tmp_path, release):
+    """What a qvm-create from a Whonix template shows on a dom0 with the addon, and what a qubesd restart keeps."""
+    dom0 = dom0_factory(release)
+    version = VERSIONS[release]
+    install_whonix(dom0, tmp_path, version)
+    gw, ws = templates = (f"whonix-gateway-{version}", f"whonix-workstation-{version}")
+    client = dom0.client()
+    for template in templates:
+        assert "whonix-updatevm" in client.tag_list(template)
+    assert "whonix-updatevm" not in client.tag_list(client.property_get(None, "default_template").value)
+    # a workstation before any gateway exists: no netvm (sys-whonix does not exist), default_dispvm at its default
+    client.call("admin.vm.Create.AppVM", "dom0", ws, "name=anon-early label=red")
+    netvm = client.property_get("anon-early", "netvm")
+    assert (netvm.value, netvm.is_default) == ("", False)
+    assert client.property_get("anon-early", "default_dispvm").is_default
+    # the gateway, then a workstation: netvm sys-whonix, default_dispvm <template>-dvm once it exists
+    client.call("admin.vm.Create.AppVM", "dom0", gw, "name=sys-whonix label=black")
+    client.property_set("sys-whonix", "provides_network", True)
+    assert "anon-gateway" in client.tag_list("sys-whonix")
+    client.call("admin.vm.Create.AppVM", "dom0", ws, f"name={ws}-dvm label=red")
+    client.call("admin.vm.Create.AppVM", "dom0", ws, "name=anon-late label=red")
+    assert client.property_get("anon-late", "netvm").value == "sys-whonix"
+    assert client.property_get("anon-late", "default_dispvm").value == f"{ws}-dvm"
+    assert ("gui-events-max-delay" in client.feature_list("anon-late")) == (release == "4.3")
+    # the template's features choose another gateway and disposable template
+    client.call("admin.vm.Create.AppVM", "dom0", gw, "name=sys-whonix2 label=black")
+    client.property_set("sys-whonix2", "provides_network", True)
+    client.feature_set(ws, "whonix-default-gw", "sys-whonix2")
+    client.feature_set(ws, "whonix-default-dispvm", "anon-late")
+    client.call("admin.vm.Create.AppVM", "dom0", ws, "name=anon-other label=red")
+    assert client.property_get("anon-other", "netvm").value == "sys-whonix2"
+    assert client.property_get("anon-other", "default_dispvm").value == "anon-late"
+    wanted = {"anon-vm"} | ({"sdwdate-gui-client"} if release == "4.3" else set())
+    for qube in ("anon-early", "anon-late", "anon-other"):
+        assert wanted <= set(client.tag_list(qube)), qube
+    # an AppVM of another template gets nothing of it
+    client.call("admin.vm.Create.AppVM", "dom0", "", "name=plain label=red")
+    assert not {"anon-vm", "anon-gateway"} & set(client.tag_list("plain"))
+    # qubesd starting again: the addon's tags are there (a removed one comes back at load)
+    client.tag_remove("anon-late", "anon-vm")
+    dom0.restart()
+    assert "anon-vm" in dom0.client().tag_list("anon-late")
