@@ -8,13 +8,17 @@ files the run wrote plus the defaults of a fresh dom0), not taken from what the 
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
 import yaml
 
 from ansible_collections.corral.qubes.plugins.module_utils import engine, flows
+from harness import QREXEC_CLIENT
 from playbook import BIN, ROOT, ansible_env
+from rehearsal import network, rootfs, roots
+from rehearsal.debrepo import build_package, write_repository
 from rehearsal.policy_admin import PolicyStore
 
 VERSIONS = {"4.3": 18, "4.2": 17}
@@ -41,8 +45,8 @@ def play(dom0, tmp_path, *args, extra: dict | None = None) -> subprocess.Complet
 def decide(dom0, source: str, target: str = "@default", service: str = "qubes.UpdatesProxy"):
     """The rehearsal's qrexec policy decision for a call, with the system as the Admin API shows it."""
     system = flows.system_of(engine.Reader(dom0.client()))
-    return PolicyStore(str(dom0.policy_dir), dom0.release).evaluate(service, "", source, target, system,
-                                                                     assume_yes_for_ask=service.startswith("qubes.Clip"))
+    store = PolicyStore(str(dom0.policy_dir), dom0.release)
+    return store.evaluate(service, "", source, target, system, assume_yes_for_ask=service.startswith("qubes.Clip"))
 
 
 def prop(client, qube: str, name: str) -> str:
@@ -220,3 +224,58 @@ def test_addon_model_on_create_and_load(dom0_factory, tmp_path, release):
     client.tag_remove("anon-late", "anon-vm")
     dom0.restart()
     assert "anon-vm" in dom0.client().tag_list("anon-late")
+
+
+# ---------------------------------------------------------------- a Whonix template's packages, on real qube roots
+
+ROOT_REASONS = roots.unavailable() + network.unavailable()
+REPO_HOST, REPO_ADDRESS = "deb.example.org", "192.0.2.80"
+
+
+@pytest.mark.skipif(bool(ROOT_REASONS), reason=f"qube roots with network realisation: {'; '.join(ROOT_REASONS)}")
+def test_a_whonix_template_installs_through_sys_whonix(dom0_factory, tmp_path):
+    """apt in whonix-gateway-18 → qubes.UpdatesProxy → the policy the role wrote → sys-whonix (started), whose proxy
+    runs in sys-whonix's own network namespace and reaches the repository through sys-firewall and sys-net."""
+    rootfs.build()
+    work = tmp_path / "debs"
+    work.mkdir()
+    deb = build_package(work, "corral-hello", "1.0", {"/usr/share/corral-hello/greeting": b"hello through whonix\n"})
+    write_repository(tmp_path / "repo", [deb])
+    world = tmp_path / "world.yml"
+    world.write_text(f"- {{name: {REPO_HOST}, address: {REPO_ADDRESS}, ports: [80], http: repo}}\n", encoding="utf-8")
+    dom0 = dom0_factory(extra_args=("--roots", "on", "--network", "on", "--world", str(world)))
+    converged = play(dom0, tmp_path)
+    assert converged.returncode == 0 and "failed=0" in converged.stdout, converged.stdout + converged.stderr
+    client = dom0.client()
+    assert client.current_state("sys-whonix")["power_state"] == "Halted"
+    template = "whonix-gateway-18"
+    client.start(template)
+    mark = len(dom0.qrexec_calls())
+    sources = f"deb [trusted=yes] http://{REPO_HOST}/ ./"
+    result = subprocess.run([str(QREXEC_CLIENT), "-d", template, "root:QUBESRPC qubes.VMShell dom0"],
+                            input=(f"rm -f /etc/apt/sources.list.d/*; echo '{sources}' > /etc/apt/sources.list; "
+                                   "apt-get update 2>&1; apt-get install -y corral-hello 2>&1; "
+                                   "cat /usr/share/corral-hello/greeting").encode(),
+                            capture_output=True, env=dom0.qube_env(), timeout=300, check=False)
+    out = result.stdout.decode()
+    assert result.returncode == 0 and out.endswith("hello through whonix\n"), out
+    calls = [c for c in dom0.qrexec_calls()[mark:] if c["service"] == "qubes.UpdatesProxy"]
+    assert calls and all((c["source"], c["target"], c["decision"], c["final"]) ==
+                         (template, "@default", "allow", "sys-whonix") for c in calls), calls
+    # sys-whonix was started for it, and with it its netvm chain
+    for qube in ("sys-whonix", "sys-firewall", "sys-net"):
+        assert client.current_state(qube)["power_state"] == "Running", qube
+    requests = [line.split() for line in open(os.path.join(network.Layout(dom0.state_dir).run_dir,
+                                                           "http-access.log"), encoding="utf-8")]
+    assert ["GET", "/./corral-hello_1.0_all.deb", "200"] in [request[1:] for request in requests]
+    # the proxy that answers runs in sys-whonix (its host name; its own connections fail there, in its namespace)
+    probe = ("import urllib.request as u, urllib.error as e\n"
+             "o = u.build_opener(u.ProxyHandler({'http': 'http://127.0.0.1:8082'}))\n"
+             f"try:\n    o.open('http://{REPO_ADDRESS}:81/', timeout=20)\n"
+             "except e.HTTPError as x:\n    print(x.code, x.read().decode())\n")
+    answer = subprocess.run([str(QREXEC_CLIENT), "-d", template, "root:QUBESRPC qubes.VMShell dom0"],
+                            input=f"cat > /tmp/probe.py <<'EOF'\n{probe}EOF\npython3 /tmp/probe.py 2>&1\n".encode(),
+                            capture_output=True, env=dom0.qube_env(), timeout=120, check=False).stdout.decode()
+    assert answer.startswith("502") and "qubes.UpdatesProxy in sys-whonix" in answer, answer
+    print(f"whonix template install: the repository saw {sorted({request[0] for request in requests})}; "
+          f"sys-whonix {client.property_get('sys-whonix', 'ip').value}, sys-net {client.property_get('sys-net', 'ip').value}")
