@@ -279,3 +279,16 @@ def test_a_whonix_template_installs_through_sys_whonix(dom0_factory, tmp_path):
     assert answer.startswith("502") and "qubes.UpdatesProxy in sys-whonix" in answer, answer
     print(f"whonix template install: the repository saw {sorted({request[0] for request in requests})}; "
           f"sys-whonix {client.property_get('sys-whonix', 'ip').value}, sys-net {client.property_get('sys-net', 'ip').value}")
+
+
+def test_a_layout_given_as_an_extra_variable_is_refused_clearly(dom0_factory, tmp_path):
+    """Extra variables are above the facts the role sets: Whonix would be left out silently; the role says so."""
+    dom0 = dom0_factory()
+    extra = tmp_path / "extra.yml"
+    extra.write_text(yaml.safe_dump({"qubes_layout": LAYOUT}))
+    mark = dom0.mark()
+    run = play(dom0, tmp_path, "-e", f"@{extra}")
+    assert run.returncode != 0
+    assert "The next roles see the layout with Whonix" in run.stdout
+    assert "is given as an extra variable (-e)" in " ".join(run.stdout.split()), run.stdout
+    assert dom0.writes_since(mark) == []
