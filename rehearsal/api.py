@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ansible_collections.corral.qubes.plugins.module_utils import firewall, formats, names, wire
 
-from rehearsal import properties
+from rehearsal import properties, whonix
 from rehearsal.dom0 import DOM0_MEMORY_MIB, PROTECTED_FEATURES_43, VM_CLASSES, Dom0
 from rehearsal.model import Label, Qube
 from rehearsal.registry import Call, PermissionDenied, ProtocolError, admin_policy_allows, method
@@ -368,6 +368,7 @@ def feature_set(call: Call):
     if old is not None:
         kwargs["oldvalue"] = old
     dom0.fire(qube, f"domain-feature-set:{name}", **kwargs)
+    whonix.feature_set(dom0, qube, name, value)  # qubesd's Whonix extension
 
 
 @method("admin.vm.feature.Remove", arg="optional", write=True)

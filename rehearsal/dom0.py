@@ -17,7 +17,7 @@ import time
 
 from ansible_collections.corral.qubes.plugins.module_utils import names, wire
 
-from rehearsal import properties
+from rehearsal import properties, whonix
 from rehearsal.model import GiB, Dom0State, Qube, Volume
 
 PRIVATE_SIZE = 2 * GiB
@@ -66,6 +66,7 @@ class Dom0:
             # A restart of the rehearsal is a reboot of nothing: transitional states settle.
             if qube.power_state == "Halting":
                 self._halted(qube)
+        whonix.loaded(self)  # qubesd's Whonix extension, at load
 
     # -- lookups ------------------------------------------------------------------
 
@@ -204,6 +205,7 @@ class Dom0:
         self.refresh_gui_tags(qube)
         if not self.value(None, "check_updates_vm", True):
             qube.features["check-updates"] = ""
+        whonix.created(self, qube)  # qubesd's Whonix extension, at creation
         return qube
 
     def create_disposable(self, template: Qube, creator: str) -> Qube:

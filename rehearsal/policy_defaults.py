@@ -183,10 +183,35 @@ def admin_default(release: str) -> str:
     return ADMIN_HEADER + "".join(lines)
 
 
+WHONIX = DO_NOT_EDIT + """
+# Whonix (qubesd's Whonix addon): gateways and workstations talk about time and Tor status; an anonymous
+# qube opens files, links and programs only in disposables or other anonymous qubes, and gets no time from dom0.
+# (The rehearsal allows the status services both ways between the two tags and leaves out sdwdate's own.)
+whonix.SdwdateStatus * @tag:anon-vm @tag:anon-gateway allow
+whonix.SdwdateStatus * @tag:anon-gateway @tag:anon-vm allow
+whonix.NewStatus * @tag:anon-vm @tag:anon-gateway allow
+whonix.NewStatus * @tag:anon-gateway @tag:anon-vm allow
+whonix.GatewayCommand * @tag:anon-vm @tag:anon-gateway allow
+whonix.GatewayCommand * @tag:anon-gateway @tag:anon-vm allow
+qubes.OpenInVM * @tag:anon-vm @dispvm allow
+qubes.OpenInVM * @tag:anon-vm @tag:anon-vm ask
+qubes.OpenInVM * @tag:anon-vm @anyvm deny
+qubes.OpenURL * @tag:anon-vm @dispvm allow
+qubes.OpenURL * @tag:anon-vm @tag:anon-vm ask
+qubes.OpenURL * @tag:anon-vm @anyvm deny
+qubes.StartApp * @tag:anon-vm @dispvm allow
+qubes.StartApp * @tag:anon-vm @tag:anon-vm ask
+qubes.StartApp * @tag:anon-vm @anyvm deny
+qubes.GetDate * @tag:anon-vm @anyvm deny
+"""
+"""``80-whonix.policy`` of the Whonix addon (a dom0 installed with Whonix has it)."""
+
+
 def default_files(release: str) -> dict[str, str]:
     """Every file of a fresh policy directory: relative path -> text."""
     files = {
         "35-compat.policy": COMPAT,
+        "80-whonix.policy": WHONIX,
         "90-default.policy": DEFAULT + (NOTIFICATIONS_43 if release != "4.2" else ""),
         "90-default-gui-daemon.policy": GUI_DAEMON,
         "90-admin-default.policy": admin_default(release),

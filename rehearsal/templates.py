@@ -118,7 +118,6 @@ class Package:
         self.summary = entry["summary"]
         self.description = entry["description"].replace("|", "\n")
         self.features = {key: str(value) for key, value in (entry.get("features") or {}).items()}
-        self.tags = list(entry.get("tags") or [])
 
 
 def load_catalogue(path=None) -> dict:
@@ -344,8 +343,6 @@ def _install_one(dom0: Dom0, package: Package, override: bool, pool: str | None,
         client.start(name)
         for feature, value in {**POSTINSTALL_FEATURES, **package.features}.items():
             client.feature_set(name, feature, value)  # qubes.PostInstall's feature requests, as qubesd grants them
-        for tag in package.tags:
-            client.tag_set(name, tag)  # what qubes-core-admin-addon-whonix adds for a whonix-gw/-ws template
         client.shutdown(name, wait=True)
         client.property_reset(name, "netvm")
     now = datetime.datetime.now(datetime.timezone.utc).strftime(DATE_FMT)

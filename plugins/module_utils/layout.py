@@ -29,6 +29,7 @@ from ansible_collections.corral.qubes.plugins.module_utils import policy as poli
 from ansible_collections.corral.qubes.plugins.module_utils import policy_client, policy_files
 from ansible_collections.corral.qubes.plugins.module_utils import schema
 from ansible_collections.corral.qubes.plugins.module_utils import template as template_mod
+from ansible_collections.corral.qubes.plugins.module_utils import whonix
 
 CREATED_FEATURE = engine.CREATED_FEATURE
 """Feature corral.qubes.qube sets on the qubes it creates with mark_created (the role sets it): what ``prune`` may remove."""
@@ -141,6 +142,7 @@ class Layout:
         """Template name -> path, for the templates the layout installs."""
         self.now = time.time()
         self.warnings: list[str] = []
+        self._whonix_kinds: dict[str, tuple[str | None, str | None]] = {}
 
     def var(self, option: str) -> str:
         """The role variable an option comes from (the start of every path)."""
@@ -347,6 +349,63 @@ class Layout:
                 continue
             self.problems.add(path, f"no qube named {name!r}: not in the layout and not on the system{hint}")
 
+    # -- Whonix (module_utils/whonix.py) -------------------------------------------
+
+    def check_whonix(self, reader: engine.Reader) -> None:
+        """Whonix templates of this release only; a Whonix workstation's netvm is a Whonix gateway."""
+        release = reader.release
+        for name, path in self.templates.items():
+            error = whonix.version_error(name, release)
+            if error:
+                self.problems.add(path, error)
+        top = self.var("layout")
+        for name, entry in self.entries.items():
+            if name in self.removed:
+                continue
+            error = whonix.version_error(entry.get("template"), release)
+            if error:
+                self.problems.add(f"{top}.{name}.template", error)
+            netvm = entry.get("netvm")
+            if not isinstance(netvm, str) or netvm in ("", engine.DEFAULT):
+                continue
+            kind, base = self._whonix_kind(reader, name)
+            if kind != "workstation":
+                continue
+            if self._whonix_kind(reader, netvm)[0] != "gateway":
+                self.problems.add(f"{top}.{name}.netvm",
+                                  f"{name} is a Whonix workstation (based on {base}) and its netvm {netvm} is not a "
+                                  "Whonix gateway (a qube based on a whonix-gateway template, such as sys-whonix): "
+                                  "its traffic would leave without Tor; name the gateway or leave netvm out")
+
+    def _whonix_kind(self, reader: engine.Reader, name: str, depth: int = 0) -> tuple[str | None, str | None]:
+        """(``gateway``/``workstation``, the Whonix template) of a qube through its template chain, from the
+        layout first, then the system (a template's name, or its feature whonix-gw/whonix-ws)."""
+        if depth > 3 or not isinstance(name, str) or name in ("", engine.DEFAULT):
+            return None, None
+        if name not in self._whonix_kinds:
+            self._whonix_kinds[name] = self._whonix_kind_of(reader, name, depth)
+        return self._whonix_kinds[name]
+
+    def _whonix_kind_of(self, reader: engine.Reader, name: str, depth: int) -> tuple[str | None, str | None]:
+        kind = whonix.template_kind(name)
+        if kind:
+            return kind[0], name
+        entry = self.entries.get(name)
+        if name in reader.vms and reader.vms[name].klass == "TemplateVM" and (entry is None or "template" not in entry):
+            # a template on the system: its own features say
+            features = reader.features(name, [whonix.GATEWAY_FEATURE, whonix.WORKSTATION_FEATURE])
+            for feature, word in ((whonix.GATEWAY_FEATURE, "gateway"), (whonix.WORKSTATION_FEATURE, "workstation")):
+                if features.get(feature) not in (None, ""):
+                    return word, name
+            return None, None
+        if entry is not None and isinstance(entry.get("template"), str):
+            return self._whonix_kind(reader, entry["template"], depth + 1)
+        if name in reader.vms and reader.vms[name].klass in ("AppVM", "DispVM"):
+            template = reader.props(name).get("template")
+            if template is not None and template.value:
+                return self._whonix_kind(reader, template.value, depth + 1)
+        return None, None
+
     def created(self, reader: engine.Reader) -> list[str]:
         """The qubes and templates this run creates (in the layout, not on the system yet)."""
         wanted = [name for name in self.entries if name not in self.removed] + list(self.templates)
@@ -413,18 +472,34 @@ def policy_drift(store, declared) -> list[str]:
 
 def check(reader: engine.Reader, params: dict, hidden_by_policy: bool = False, store=None) -> dict:
     """The layout check's result: failed with every problem, or the names it creates and the drift."""
+    merged = None
+    if params.get("whonix") is not None:
+        try:
+            expanded = whonix.expand(params["whonix"], reader.release)
+        except whonix.WhonixError as exc:
+            return {"failed": True, "changed": False, "problems": [{"path": exc.path, "msg": exc.message}],
+                    "msg": f"the layout has 1 problem, nothing was changed: {exc}"}
+        merged = whonix.merge(expanded, params.get("layout"), params.get("templates"), params.get("policies"))
+        params = {**params, "layout": merged["qubes_layout"], "templates": merged["qubes_templates"],
+                  "policies": merged["qubes_policies"]}
     layout = Layout(params)
     layout.check_shape()
-    layout.check_names(reader, hidden_by_policy)
+    if params.get("scope") == "whonix":
+        # Only what Whonix adds: the rest of the layout is the preflight's whole check.
+        layout.problems = Problems()
+    else:
+        layout.check_names(reader, hidden_by_policy)
+    layout.check_whonix(reader)
     if layout.problems.items:
         lines = [f"{path}: {message}" for path, message in layout.problems.items]
         return {"failed": True, "changed": False, "problems": [{"path": p, "msg": m} for p, m in layout.problems.items],
                 "msg": f"the layout has {len(lines)} problem{'s' if len(lines) != 1 else ''}, nothing was changed: "
                        + "; ".join(lines)}
-    drift = layout.drift(reader, hidden_by_policy)
+    whole = params.get("scope") != "whonix"
+    drift = layout.drift(reader, hidden_by_policy) if whole else {"qubes": [], "created": [], "tags": {}}
     drift["policy_files"] = []
     warnings = list(layout.warnings)
-    if store is not None and not hidden_by_policy:
+    if store is not None and not hidden_by_policy and whole:
         declared = set(params.get("policies") or {}) | set(params.get("policies_elsewhere") or [])
         if params.get("flows"):
             declared.add(params.get("flows_policy") or "30-corral-flows")
@@ -433,7 +508,10 @@ def check(reader: engine.Reader, params: dict, hidden_by_policy: bool = False, s
         except (policy_client.PolicyAdminError, OSError) as exc:
             warnings.append(f"policy files not checked for drift: {exc}")
     result = {"changed": False, "created": layout.created(reader), "drift": drift,
-              "prunable": drift["created"] if params.get("prune") else []}
+              "prunable": drift["created"] if params.get("prune") else [], "release": reader.release}
+    if merged is not None:
+        result["whonix"] = {**merged, "version": expanded["version"], "gateway": expanded["gateway"],
+                            "dispvm_template": expanded["dispvm_template"]}
     if drift["qubes"]:
         warnings.append(f"qubes on the system that the layout does not declare: {', '.join(drift['qubes'])}"
                         + (f" (created by corral.qubes: {', '.join(drift['created'])}; prune removes those)"

@@ -116,6 +116,8 @@ ARGUMENT_SPECS = {
         flows_policy={"type": "str", "default": "30-corral-flows"},
         policies_elsewhere={"type": "list", "elements": "str", "default": []},
         prune={"type": "bool", "default": False},
+        whonix={"type": "dict"},
+        scope={"type": "str", "default": "all", "choices": ["all", "whonix"]},
     ),
     "qube_info": dict(
         ADMIN_API_ARGS,

@@ -110,6 +110,26 @@ options:
     description: Whether C(prunable) lists the qubes this collection created that the layout no longer declares.
     type: bool
     default: false
+  whonix:
+    description:
+      - The settings of the role P(corral.qubes.whonix#role) (its variables without the C(whonix_) prefix, such as
+        C(version), C(gateway), C(workstation), C(updates_all_templates)). Given, they are checked against the
+        release of the dom0 (Whonix 17 on R4.2, 18 on R4.3), expanded into the Whonix templates, the gateway, the
+        Whonix disposable template, the workstation and the updates policy file, and added to O(layout),
+        O(templates) and O(policies) before the whole check; the result's C(whonix) holds the variables with Whonix
+        added.
+      - Whatever this option says, every layout is held to the Whonix rules - a Whonix template of another release
+        (C(whonix-gateway-17) on R4.3) and a Whonix workstation (a qube based on a C(whonix-workstation-NN) template,
+        or a template with the feature C(whonix-ws)) whose netvm is not a Whonix gateway are problems.
+    type: dict
+  scope:
+    description:
+      - V(all) checks the whole layout and reports drift. V(whonix) (what the role P(corral.qubes.whonix#role) runs)
+        checks only what Whonix adds - the settings of O(whonix) and the Whonix rules - and returns the variables
+        with Whonix added; the rest of the layout, its names and its drift are left to the whole check that follows.
+    type: str
+    default: all
+    choices: [all, whonix]
 seealso:
   - module: corral.qubes.qube_info
 """
@@ -129,6 +149,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+release:
+  description: The Qubes release of the dom0, as the Admin API shows it.
+  returned: success
+  type: str
+  sample: "4.3"
+whonix:
+  description:
+    - With O(whonix), the layout's variables with Whonix added (C(qubes_layout), C(qubes_templates),
+      C(qubes_policies)), and C(version), C(gateway) and C(dispvm_template).
+  returned: success, with O(whonix)
+  type: dict
 created:
   description: Qubes and templates of the layout that are not on the system yet (this run creates them).
   returned: success

@@ -9,6 +9,7 @@ import subprocess
 import yaml
 
 from ansible_collections.corral.qubes.plugins.module_utils import hardware as hardware_mod
+from ansible_collections.corral.qubes.plugins.module_utils import whonix
 from harness import XL
 from playbook import ROOT
 from rehearsal import dom0 as dom0_mod
@@ -80,6 +81,8 @@ def test_site_stops_before_any_change_when_the_layout_is_too_big(dom0, tmp_path)
     extra = tmp_path / "too-big.yml"
     layout = dict(LAYOUT["qubes_layout"])
     layout["sys-net"] = dict(layout["sys-net"], properties=dict(layout["sys-net"]["properties"], memory=14000))
+    # an extra variable is above what the Whonix role sets: the layout given here includes Whonix itself
+    layout = whonix.merge(whonix.expand({}, "4.3"), layout, [], {})["qubes_layout"]
     extra.write_text(yaml.safe_dump({"qubes_layout": layout}))
     mark = dom0.mark()
     proc = site(dom0, tmp_path, "-e", f"@{extra}")

@@ -18,26 +18,27 @@ REFERENCE = ROOT / "inventories" / "t420s" / "group_vars" / "qubes_admin"
 
 
 def reference_vars() -> dict:
-    """The reference layout's variables (layout.yml, network.yml, and fedora.yml's templates and clones).
+    """The reference layout's variables (layout.yml, network.yml, whonix.yml, and fedora.yml's templates and clones).
 
     What goes inside the templates (packages, files) is left out: these tests need no qube roots.
     """
     data = {}
-    for name in ("layout.yml", "network.yml", "fedora.yml"):
-        data.update(yaml.safe_load((REFERENCE / name).read_text()))
+    for name in ("layout.yml", "network.yml", "whonix.yml", "fedora.yml"):
+        data.update(yaml.safe_load((REFERENCE / name).read_text()) or {})
     data["fedora_templates"] = {name: {key: value for key, value in entry.items() if key in ("clone_from", "label")}
                                 for name, entry in data["fedora_templates"].items()}
     return data
 
 
 def run_role(dom0, tmp_path: pathlib.Path, variables: dict, *args, name: str = "play") -> subprocess.CompletedProcess:
-    """ansible-playbook with the layout check first, then the roles corral.qubes.fedora (the templates) and
-    corral.qubes.qubes, as site.yml runs them, with ``variables`` against ``dom0``."""
+    """ansible-playbook with Whonix added to the layout and the layout check first, then the roles
+    corral.qubes.fedora (the templates) and corral.qubes.qubes, as site.yml runs them, with ``variables`` against ``dom0``."""
     playbook = tmp_path / f"{name}.yml"
+    whonix = {"name": "Whonix added to the layout", "ansible.builtin.include_role": {"name": "corral.qubes.whonix"}}
     check = {"name": "The layout check first",
              "ansible.builtin.include_role": {"name": "corral.qubes.qubes", "tasks_from": "check"}}
     playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "vars": variables,
-                                         "pre_tasks": [check],
+                                         "pre_tasks": [whonix, check],
                                          "roles": [{"role": "corral.qubes.fedora"}, {"role": "corral.qubes.qubes"}]}]))
     return subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook), *args],
                           env=ansible_env(dom0, tmp_path), capture_output=True, text=True, check=False, timeout=600)

@@ -29,7 +29,7 @@ def on_disk(dom0, path):
 
 
 def test_fresh_policy_directory(admin):
-    assert admin.list() == ["35-compat", "90-admin-default", "90-admin-policy-default", "90-default",
+    assert admin.list() == ["35-compat", "80-whonix", "90-admin-default", "90-admin-policy-default", "90-default",
                             "90-default-gui-daemon", "91-admin-default-deny"]
     assert admin.include_list() == ["admin-global-ro", "admin-global-rwx", "admin-local-ro", "admin-local-rwx",
                                     "admin-policy-ro", "admin-policy-rwx"]
