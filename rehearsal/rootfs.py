@@ -30,6 +30,10 @@ DEFAULT_NAME = "debian-minbase"
 DEFAULT_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 INCLUDE = ("python3", "python3-apt")
+DOM0HOST_NAME = "debian-dom0host"
+DOM0HOST_INCLUDE = INCLUDE + ("python3-yaml", "openssh-server", "sudo", "iproute2", "nftables", "conntrack", "procps")
+"""The variant of the dom0 host (:mod:`rehearsal.dom0host`): the rehearsal's Python needs (PyYAML), sshd for
+Ansible, sudo (dom0's ``sudo -n xl``), and what the rehearsal's network realisation and qube roots run."""
 READY = ".corral-rootfs.json"
 """Written last into a complete root (what it was built from, and when)."""
 USER, USER_UID = "user", 1000
@@ -168,8 +172,12 @@ def customise(root: str) -> None:
     os.makedirs(os.path.join(root, "rw"), exist_ok=True)
 
 
-def build(name: str = DEFAULT_NAME, force: bool = False, log=None, etc: str = "/etc/apt") -> tuple[str, float, bool]:
+def build(name: str = DEFAULT_NAME, force: bool = False, log=None, etc: str = "/etc/apt",
+          include: tuple[str, ...] = INCLUDE) -> tuple[str, float, bool]:
     """Build (once) and return (path, seconds spent, whether it was built now).
+
+    ``include`` is the variant's package list (debootstrap's ``--include``): the
+    qubes' base by default, :data:`DOM0HOST_INCLUDE` for the dom0 host.
 
     Several processes may call this at once: one builds under the lock, the
     others wait for it and find the cache.
@@ -190,10 +198,10 @@ def build(name: str = DEFAULT_NAME, force: bool = False, log=None, etc: str = "/
         temp = tempfile.mkdtemp(prefix=f".{name}.build-", dir=parent)
         try:
             os.chmod(temp, 0o755)
-            _run(["debootstrap", "--variant=minbase", f"--include={','.join(INCLUDE)}", suite, temp, mirror], log)
+            _run(["debootstrap", "--variant=minbase", f"--include={','.join(include)}", suite, temp, mirror], log)
             customise(temp)
             with open(os.path.join(temp, READY), "w", encoding="utf-8") as handle:
-                json.dump({"version": VERSION, "suite": suite, "mirror": mirror, "include": list(INCLUDE),
+                json.dump({"version": VERSION, "suite": suite, "mirror": mirror, "include": list(include),
                            "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, handle)
             if os.path.exists(target):
                 old = tempfile.mkdtemp(prefix=f".{name}.build-old-", dir=parent)
