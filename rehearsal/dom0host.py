@@ -164,11 +164,24 @@ class Host:
             raise HostError(f"the dom0 host in {self.directory} does not run (python -m rehearsal dom0host start)")
         return int(info["init"])
 
+    @property
+    def fs(self) -> str:
+        """``DIR/fs``: a link to the running host's root (``/proc/INIT/root``), a stable path from outside."""
+        return os.path.join(self.directory, "fs")
+
+    def _link(self, target: str | None) -> None:
+        if os.path.islink(self.fs):
+            os.unlink(self.fs)
+        if target:
+            os.symlink(target, self.fs)
+
     def outside(self, path: str) -> str:
-        """A path of the host seen from outside (through its init's root; /var/run is /run there too)."""
+        """A path of the host seen from outside, through ``DIR/fs`` (/var/run is /run there: an absolute link
+        would resolve against this side's root)."""
+        self.init  # pylint: disable=pointless-statement
         if path == "/var/run" or path.startswith("/var/run/"):
-            path = path[len("/var"):]  # an absolute link would resolve against this side's root
-        return f"/proc/{self.init}/root{path}"
+            path = path[len("/var"):]
+        return self.fs + path
 
     def exec_argv(self, argv: list[str]) -> list[str]:
         """``argv`` run as root inside the host (all its namespaces, its root)."""
@@ -249,6 +262,7 @@ class Host:
                 "socket": SOCKET, "qrexec_socket": QREXEC_SOCKET, "daemon_dir": DAEMON_DIR}
         with open(self.info_file, "w", encoding="utf-8") as handle:
             json.dump(info, handle)
+        self._link(f"/proc/{run.init}/root")
         try:
             self._services(qubes_base is not None)
         except BaseException:
@@ -356,6 +370,7 @@ class Host:
         return True
 
     def _cleanup(self) -> None:
+        self._link(None)
         try:
             os.unlink(self.info_file)
         except FileNotFoundError:
