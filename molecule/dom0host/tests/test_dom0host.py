@@ -111,8 +111,9 @@ def test_the_key_check_accepts_the_key_and_refuses_another(host):
 
 def start(host, qube: str) -> None:
     """The USB qube running (yk-auth's qvm-run -a starts it), with the collection's qube module."""
-    result = host.ansible("corral.qubes.qube", f"name={qube} state=running", check=False)
-    assert not result.get("failed"), result
+    result = host.ansible("corral.qubes.qube", f"name={qube} state=running", check=False,
+                          extra_vars={"ansible_python_interpreter": "/usr/bin/python3"})
+    assert not result.get("failed") and result["qube"]["state"] == "running", result
 
 
 def test_the_tool_is_in_the_usb_qubes_template(host):
