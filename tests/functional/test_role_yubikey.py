@@ -180,10 +180,12 @@ def test_converge_then_nothing_to_do_and_the_key_answers(host):
     assert check_key() == "accepted"
 
 
-def test_mandatory_mode_password_and_login(host):
-    run = host.playbook(play(host, "mandatory", yubikey_mandatory=True, yubikey_slot=1,
-                             yubikey_login_password_hashed=PASSWORD_SHA1,
-                             yubikey_pam_services=["lightdm", "xfce4-screensaver", "login"]), "--diff")
+MANDATORY = {"yubikey_mandatory": True, "yubikey_slot": 1, "yubikey_login_password_hashed": PASSWORD_SHA1,
+             "yubikey_pam_services": ["lightdm", "xfce4-screensaver", "login"], "yubikey_lock_on_removal": True}
+
+
+def test_mandatory_mode_password_login_and_the_lock_on_removal(host):
+    run = host.playbook(play(host, "mandatory", **MANDATORY), "--diff")
     assert run.returncode == 0, run.stdout[-4000:]
     assert PASSWORD_SHA1 not in run.stdout and SECRET not in run.stdout
     rule = [line for line in host.read("/etc/pam.d/yubikey").splitlines() if not line.startswith("#")]
@@ -193,10 +195,18 @@ def test_mandatory_mode_password_and_login(host):
     login = host.read("/etc/pam.d/login").splitlines()
     rules = [line for line in login if line.strip() and not line.lstrip().startswith("#")]
     assert rules[0] == "auth include yubikey"
-    again = host.playbook(play(host, "mandatory", yubikey_mandatory=True, yubikey_slot=1,
-                               yubikey_login_password_hashed=PASSWORD_SHA1,
-                               yubikey_pam_services=["lightdm", "xfce4-screensaver", "login"]))
+    # the screen lock on removal: dom0's service, its policy line, the udev rule kept in sys-usb's /rw
+    assert stat(host, "/etc/qubes-rpc/custom.LockScreen") == "755 root:root"
+    assert "custom.LockScreen * sys-usb dom0 allow" in host.read("/etc/qubes/policy.d/30-corral-yubikey.policy")
+    inside = host.sh("echo 'cat /rw/config/corral-yubikey-lock.rules /rw/config/rc.local' | "
+                     "qrexec-client -d sys-usb 'root:QUBESRPC qubes.VMShell dom0'").stdout
+    assert 'ENV{ID_SECURITY_TOKEN}=="1", RUN+="/usr/bin/qrexec-client-vm dom0 custom.LockScreen"' in inside
+    assert "/etc/udev/rules.d/99-corral-yubikey-lock.rules" in inside
+    calls, qrexec = len(host.log("rehearsal-calls.jsonl")), len(host.log("qrexec.jsonl"))
+    again = host.playbook(play(host, "mandatory", usb_qube=False, **MANDATORY))
     assert recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
+    assert [c for c in host.log("rehearsal-calls.jsonl")[calls:] if c.get("mutating")] == []
+    assert [e for e in host.log("qrexec.jsonl")[qrexec:] if e.get("final") != "dom0"] == []
     # back to the optional key without a password: the hashed password goes
     back = host.playbook(play(host, "site"))
     assert back.returncode == 0
