@@ -312,10 +312,7 @@ class Host:
                 f"    ProxyCommand ip netns exec %h nc 127.0.0.1 %p\n"
                 f"    StrictHostKeyChecking no\n"
                 f"    UserKnownHostsFile /dev/null\n"
-                f"    LogLevel ERROR\n"
-                f"    ControlMaster auto\n"
-                f"    ControlPath {os.path.join(self.directory, 'ssh-%C')}\n"
-                f"    ControlPersist 60s\n")
+                f"    LogLevel ERROR\n")
         with open(self.ssh_config, "w", encoding="utf-8") as handle:
             handle.write(text)
         return text
@@ -358,7 +355,6 @@ class Host:
                                                    f"for i in $(seq 100); do kill -0 $(cat {SERVER_PID}) 2>/dev/null "
                                                    "|| break; sleep 0.1; done"]),
                        capture_output=True, check=False, timeout=30)
-        subprocess.run(["ssh", "-F", self.ssh_config, "-O", "exit", self.name], capture_output=True, check=False)
         try:
             os.kill(init, signal.SIGKILL)
         except ProcessLookupError:
