@@ -239,6 +239,8 @@ class Host:
         if missing:
             raise HostError(f"the dom0 host needs {', '.join(missing)} on this machine "
                             "(apt-get install iproute2 netcat-openbsd openssh-client)")
+        if not all(os.path.isdir(os.path.join(REPO, part)) for part in ("plugins/module_utils", "rehearsal/bin")):
+            raise HostError(f"the dom0 host runs the rehearsal from a checkout of the collection; {REPO} is not one")
         started = time.monotonic()
         base, _seconds, _built = rootfs.build(rootfs.DOM0HOST_NAME, include=rootfs.DOM0HOST_INCLUDE)
         qubes_base = rootfs.path() if rootfs.ready() else None
