@@ -115,6 +115,17 @@ def test_bad_input_fails_before_any_change(host, variables, message):
     assert secret not in run.stdout
 
 
+def test_check_mode_reports_and_touches_nothing(host):
+    before, calls, qrexec = snapshot(host), len(host.log("rehearsal-calls.jsonl")), len(host.log("qrexec.jsonl"))
+    run = host.playbook(play(host, "check"), "--check", "--diff")
+    assert run.returncode == 0, run.stdout[-4000:]
+    if "install ok installed" not in before:  # a dom0 this role has not configured yet
+        assert "qubes-dom0-update -y qubes-yubikey-dom0" in run.stdout and recap(run.stdout)["changed"] >= 5
+    assert snapshot(host) == before and SECRET not in run.stdout
+    assert [c for c in host.log("rehearsal-calls.jsonl")[calls:] if c.get("mutating")] == []
+    assert [e for e in host.log("qrexec.jsonl")[qrexec:] if e.get("final") != "dom0"] == []
+
+
 def test_converge_then_nothing_to_do_and_the_key_answers(host):
     log_path = host.directory / "ansible.log"
     first = host.playbook(play(host, "site"), "--diff", "-vvv", env=host.env(ANSIBLE_LOG_PATH=str(log_path)))
