@@ -31,8 +31,9 @@ DEFAULT_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 INCLUDE = ("python3", "python3-apt")
 DOM0HOST_NAME = "debian-dom0host"
-DOM0HOST_INCLUDE = INCLUDE + ("python3-yaml", "openssh-server", "sudo", "iproute2", "nftables", "conntrack", "procps")
-"""The variant of the dom0 host (:mod:`rehearsal.dom0host`): the rehearsal's Python needs (PyYAML), sshd for
+DOM0HOST_INCLUDE = INCLUDE + ("python3-yaml", "python3-pycdlib", "openssh-server", "sudo", "iproute2",
+                              "nftables", "conntrack", "procps")
+"""The variant of the dom0 host (:mod:`rehearsal.dom0host`): what the rehearsal's Python needs (PyYAML, pycdlib), sshd for
 Ansible, sudo (dom0's ``sudo -n xl``), and what the rehearsal's network realisation and qube roots run."""
 READY = ".corral-rootfs.json"
 """Written last into a complete root (what it was built from, and when)."""
@@ -56,11 +57,12 @@ def path(name: str = DEFAULT_NAME) -> str:
     return os.path.join(cache_root(), "rootfs", name)
 
 
-def ready(name: str = DEFAULT_NAME) -> bool:
-    """Whether a complete root filesystem of this version is cached."""
+def ready(name: str = DEFAULT_NAME, include: tuple[str, ...] | None = None) -> bool:
+    """Whether a complete root filesystem of this version (and, if given, this package list) is cached."""
     try:
         with open(os.path.join(path(name), READY), encoding="utf-8") as handle:
-            return json.load(handle).get("version") == VERSION
+            built = json.load(handle)
+        return built.get("version") == VERSION and (include is None or built.get("include") == list(include))
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -182,7 +184,7 @@ def build(name: str = DEFAULT_NAME, force: bool = False, log=None, etc: str = "/
     Several processes may call this at once: one builds under the lock, the
     others wait for it and find the cache.
     """
-    if shutil.which("debootstrap") is None and not ready(name):
+    if shutil.which("debootstrap") is None and not ready(name, include):
         raise BuildError("debootstrap is not installed (apt-get install debootstrap)")
     target = path(name)
     parent = os.path.dirname(target)
@@ -190,7 +192,7 @@ def build(name: str = DEFAULT_NAME, force: bool = False, log=None, etc: str = "/
     started = time.monotonic()
     with open(os.path.join(parent, f".{name}.lock"), "w", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if ready(name) and not force:
+        if ready(name, include) and not force:
             return target, time.monotonic() - started, False
         for stale in glob.glob(os.path.join(parent, f".{name}.build-*")):
             remove_tree(stale)
