@@ -119,7 +119,7 @@ molecule: setup rootfs
 	NO_COLOR=1 $(BIN)/molecule test --scenario-name default
 
 # The Molecule scenario on the dom0 host (as root): site.yml with the reference layout, YubiKey included, on the
-# rehearsal dom0 in namespaces of its own, over ssh; verify over ssh (docs/yubikey.md). About 4.5 min.
+# rehearsal dom0 in namespaces of its own, over ssh; verify over ssh (docs/yubikey.md). 2.5 to 4 min on 2 cores.
 molecule-dom0host: setup rootfs
 	NO_COLOR=1 ANSIBLE_HOME=$(CURDIR)/.cache/ansible-home $(BIN)/molecule test --scenario-name dom0host
 
