@@ -23,7 +23,7 @@ DOCS_BUILD := docs/build
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 
-.PHONY: all setup setup-r43 rehearse test lint yamllint ansible-lint changelog-lint docs-lint sanity pytest unit functional molecule \
+.PHONY: all setup setup-r43 rehearse test lint yamllint ansible-lint changelog-lint docs-lint sanity pytest unit functional molecule molecule-dom0host \
     r43 r43-pytest r43-sanity artifact docs python-r43 bench clean rootfs
 
 all: test
@@ -117,6 +117,11 @@ functional: setup rootfs
 # The Molecule scenario: a fresh rehearsal dom0, converge, idempotence, verify (testinfra).
 molecule: setup rootfs
 	NO_COLOR=1 $(BIN)/molecule test --scenario-name default
+
+# The Molecule scenario on the dom0 host (as root): site.yml with the reference layout, YubiKey included, on the
+# rehearsal dom0 in namespaces of its own, over ssh; verify over ssh (docs/yubikey.md). 2.5 to 4 min on 2 cores.
+molecule-dom0host: setup rootfs
+	NO_COLOR=1 ANSIBLE_HOME=$(CURDIR)/.cache/ansible-home $(BIN)/molecule test --scenario-name dom0host
 
 # The R4.3 dom0 stack: Python 3.13 with ansible-core 2.18 (Fedora 41's). The pytest suite (unit, and
 # functional: every module, the roles, site.yml, the inventory plugin, ansible-doc of every plugin) but the

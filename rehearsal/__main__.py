@@ -9,6 +9,7 @@
   probe   connect from inside a running qube of a serving rehearsal dom0 (network realisation)
   clipboard  copy into / paste from the global clipboard of a running serve
   rootfs  build the cached base root filesystem of the qubes (``rootfs build``)
+  dom0host  the rehearsal dom0 in a host of its own, reached by ssh (``dom0host start|stop|status|ssh-config|exec``)
 """
 
 from __future__ import annotations
@@ -76,9 +77,9 @@ def qrexec_log_for(args) -> str | None:
     return os.path.join(os.path.dirname(os.path.abspath(args.call_log)), QREXEC_LOG_NAME) if args.call_log else None
 
 
-def policy_store(state_dir: str, release: str) -> PolicyStore:
-    """The policy directory of a state (seeded with the defaults when new)."""
-    store = PolicyStore(os.path.join(state_dir, POLICY_DIR), release)
+def policy_store(state_dir: str, release: str, directory: str | None = None) -> PolicyStore:
+    """The policy directory (``directory``, else ``policy.d`` in the state), seeded with the defaults when new."""
+    store = PolicyStore(directory or os.path.join(state_dir, POLICY_DIR), release)
     store.ensure()
     return store
 
@@ -116,7 +117,7 @@ def build_server(args) -> RehearsalServer:
     """A server for the options of ``serve`` (and ``demo``)."""
     state = load_or_seed(args)
     dom0 = Dom0(state, args.state, shutdown_delay=args.shutdown_delay)
-    store = policy_store(args.state, dom0.release)
+    store = policy_store(args.state, dom0.release, args.policy_dir)
     dom0.admin_policy = qrexec.admin_policy(dom0, store)
     faults = observe.Faults(args.fault, args.latency)
     net = build_network(args, dom0)
@@ -308,6 +309,10 @@ def cmd_rootfs(args) -> int:
 
 def main(argv=None) -> int:
     """Entry point."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["dom0host"]:
+        from rehearsal import dom0host  # pylint: disable=import-outside-toplevel
+        return dom0host.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m rehearsal", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -346,6 +351,9 @@ def main(argv=None) -> int:
         p.add_argument("--qrexec-daemon-dir", metavar="DIR",
                        help=f"where qrexec.<qube> marks a qube whose root runs (default: {DAEMON_DIR_NAME}/ "
                             f"next to the qrexec socket; ${qrexec_proto.ENV_DAEMON_DIR} for commands of run)")
+        p.add_argument("--policy-dir", metavar="DIR",
+                       help=f"the qrexec policy directory (default: {POLICY_DIR} in the state directory; a dom0's is "
+                            "/etc/qubes/policy.d)")
         p.add_argument("--qrexec-log", metavar="FILE",
                        help=f"one JSON line per qrexec call (default: {QREXEC_LOG_NAME} next to --call-log)")
     demo.set_defaults(func=cmd_demo)
@@ -386,6 +394,8 @@ def main(argv=None) -> int:
                                                "$QUBESD_SOCKET")
     clip.set_defaults(func=cmd_clipboard)
 
+    sub.add_parser("dom0host", help="the rehearsal dom0 in a host of its own (start, stop, status, ssh-config, exec)",
+                   add_help=False)
     rootfs_parser = sub.add_parser("rootfs", help="the cached base root filesystem of the qubes")
     rootfs_sub = rootfs_parser.add_subparsers(dest="action", required=True)
     build = rootfs_sub.add_parser("build", help=f"debootstrap it into ${rootfs.CACHE_ENV}/rootfs (default "

@@ -31,6 +31,11 @@ DEFAULT_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 INCLUDE = ("python3", "python3-apt", "xorriso")
 """xorriso: what a media qube builds install media with (the Windows role's answer-file ISO)."""
+DOM0HOST_NAME = "debian-dom0host"
+DOM0HOST_INCLUDE = INCLUDE + ("python3-yaml", "python3-pycdlib", "openssh-server", "sudo", "iproute2",
+                              "nftables", "conntrack", "procps")
+"""The variant of the dom0 host (:mod:`rehearsal.dom0host`): what the rehearsal's Python needs (PyYAML, pycdlib), sshd for
+Ansible, sudo (dom0's ``sudo -n xl``), and what the rehearsal's network realisation and qube roots run."""
 READY = ".corral-rootfs.json"
 """Written last into a complete root (what it was built from, and when)."""
 USER, USER_UID = "user", 1000
@@ -53,11 +58,12 @@ def path(name: str = DEFAULT_NAME) -> str:
     return os.path.join(cache_root(), "rootfs", name)
 
 
-def ready(name: str = DEFAULT_NAME) -> bool:
-    """Whether a complete root filesystem of this version is cached."""
+def ready(name: str = DEFAULT_NAME, include: tuple[str, ...] | None = None) -> bool:
+    """Whether a complete root filesystem of this version (and, if given, this package list) is cached."""
     try:
         with open(os.path.join(path(name), READY), encoding="utf-8") as handle:
-            return json.load(handle).get("version") == VERSION
+            built = json.load(handle)
+        return built.get("version") == VERSION and (include is None or built.get("include") == list(include))
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -169,13 +175,17 @@ def customise(root: str) -> None:
     os.makedirs(os.path.join(root, "rw"), exist_ok=True)
 
 
-def build(name: str = DEFAULT_NAME, force: bool = False, log=None, etc: str = "/etc/apt") -> tuple[str, float, bool]:
+def build(name: str = DEFAULT_NAME, force: bool = False, log=None, etc: str = "/etc/apt",
+          include: tuple[str, ...] = INCLUDE) -> tuple[str, float, bool]:
     """Build (once) and return (path, seconds spent, whether it was built now).
+
+    ``include`` is the variant's package list (debootstrap's ``--include``): the
+    qubes' base by default, :data:`DOM0HOST_INCLUDE` for the dom0 host.
 
     Several processes may call this at once: one builds under the lock, the
     others wait for it and find the cache.
     """
-    if shutil.which("debootstrap") is None and not ready(name):
+    if shutil.which("debootstrap") is None and not ready(name, include):
         raise BuildError("debootstrap is not installed (apt-get install debootstrap)")
     target = path(name)
     parent = os.path.dirname(target)
@@ -183,7 +193,7 @@ def build(name: str = DEFAULT_NAME, force: bool = False, log=None, etc: str = "/
     started = time.monotonic()
     with open(os.path.join(parent, f".{name}.lock"), "w", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if ready(name) and not force:
+        if ready(name, include) and not force:
             return target, time.monotonic() - started, False
         for stale in glob.glob(os.path.join(parent, f".{name}.build-*")):
             remove_tree(stale)
@@ -191,10 +201,10 @@ def build(name: str = DEFAULT_NAME, force: bool = False, log=None, etc: str = "/
         temp = tempfile.mkdtemp(prefix=f".{name}.build-", dir=parent)
         try:
             os.chmod(temp, 0o755)
-            _run(["debootstrap", "--variant=minbase", f"--include={','.join(INCLUDE)}", suite, temp, mirror], log)
+            _run(["debootstrap", "--variant=minbase", f"--include={','.join(include)}", suite, temp, mirror], log)
             customise(temp)
             with open(os.path.join(temp, READY), "w", encoding="utf-8") as handle:
-                json.dump({"version": VERSION, "suite": suite, "mirror": mirror, "include": list(INCLUDE),
+                json.dump({"version": VERSION, "suite": suite, "mirror": mirror, "include": list(include),
                            "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, handle)
             if os.path.exists(target):
                 old = tempfile.mkdtemp(prefix=f".{name}.build-old-", dir=parent)

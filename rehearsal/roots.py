@@ -66,12 +66,18 @@ INIT = ('import os, signal, time; signal.signal(signal.SIGTERM, lambda *_: os._e
 
 SETUP = r"""
 set -e
-name=$1 mnt=$2 lower=$3 upper=$4 work=$5 private=$6 ownnet=$7 template=$8 dns=$9 repository=${10}
+name=$1 mnt=$2 lower=$3 upper=$4 work=$5 private=$6 ownnet=$7 template=$8 dns=$9 repository=${10} binds=${11}
 if [ "$ownnet" = 1 ]; then ip link set lo up; fi
 mount -t overlay overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$work" "$mnt"
 mkdir -p "$mnt/rw" "$mnt/home" "$mnt/proc" "$mnt/dev" "$mnt/tmp" "$mnt/run" "$mnt/sys" "$private/home"
 mount --bind "$private" "$mnt/rw"
 mount --bind "$private/home" "$mnt/home"
+printf '%s\n' "$binds" | while IFS='|' read -r mode source dest; do
+    [ -n "$source" ] || continue
+    mkdir -p "$mnt$dest"
+    mount --bind "$source" "$mnt$dest"
+    if [ "$mode" = ro ]; then mount -o remount,bind,ro "$mnt$dest"; fi
+done
 mount -t proc -o nosuid,nodev,noexec proc "$mnt/proc"
 mount -t tmpfs -o mode=755,nosuid dev "$mnt/dev"
 for d in null zero full random urandom tty; do : > "$mnt/dev/$d"; mount --bind "/dev/$d" "$mnt/dev/$d"; done
@@ -148,6 +154,43 @@ class Running:
     init: int
     proc: subprocess.Popen
     started: float
+
+
+def spawn(name: str, directory: str, lower: list[str], upper: str, work: str, private: str,
+          net_argv: tuple[list[str], bool], template: bool = False, dns: str = properties.DNS_SERVERS,
+          repository: str = "", binds: tuple[tuple[str, str, bool], ...] = ()) -> Running:
+    """Start a root's init in new mount, PID, UTS and IPC namespaces (and a network namespace of its own, or
+    the one ``net_argv`` enters): an overlay of ``lower`` (top first) under ``upper`` mounted at
+    ``directory/mnt``, ``private`` at ``/rw`` and ``/home``, ``binds`` (source, path inside, read-only)
+    bind-mounted, hostname ``name``; its console goes to ``directory/console.log``.
+
+    The qubes' roots (:class:`Roots`) and the dom0 host (:mod:`rehearsal.dom0host`) are both made here.
+    """
+    started = time.monotonic()
+    mnt = os.path.join(directory, "mnt")
+    os.makedirs(mnt, exist_ok=True)
+    net, own_net = net_argv
+    spec = "\n".join(f"{'ro' if read_only else 'rw'}|{source}|{inside}" for source, inside, read_only in binds)
+    argv = [*net, "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child",
+            "--propagation", "private", *(["--net"] if own_net else []),
+            "sh", "-c", SETUP, MARKER, name, mnt, ":".join(lower), upper, work, private,
+            "1" if own_net else "0", "1" if template else "0", dns, repository, spec]
+    console = open(os.path.join(directory, "console.log"), "ab")  # pylint: disable=consider-using-with
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=console,
+                                env={"PATH": os.environ.get("PATH", PATH), "INIT": INIT}, start_new_session=True)
+    finally:
+        console.close()
+    line = proc.stdout.readline()
+    proc.stdout.close()
+    if line != b"ready\n":
+        proc.wait()
+        raise RuntimeError(f"its init did not come up (exit {proc.returncode}; see "
+                           f"{os.path.join(directory, 'console.log')})")
+    with open(f"/proc/{proc.pid}/task/{proc.pid}/children", encoding="ascii") as handle:
+        init = int(handle.read().split()[0])
+    LOG.info("roots: %s runs (init %d) after %.3f s", name, init, time.monotonic() - started)
+    return Running(init, proc, started)
 
 
 class Roots:
@@ -428,32 +471,9 @@ class Roots:
         return ""
 
     def _spawn(self, qube, net_argv: tuple[list[str], bool]) -> Running:
-        started = time.monotonic()
         lower, upper, work, private = self._layers(qube)
-        mnt = os.path.join(self.qube_dir(qube.name), "mnt")
-        os.makedirs(mnt, exist_ok=True)
-        net, own_net = net_argv
-        argv = [*net, "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child",
-                "--propagation", "private", *(["--net"] if own_net else []),
-                "sh", "-c", SETUP, MARKER, qube.name, mnt, ":".join([*lower, self.agent, self.base]), upper, work, private,
-                "1" if own_net else "0", "1" if qube.klass == "TemplateVM" else "0", properties.DNS_SERVERS,
-                self.distribution()]
-        console = open(os.path.join(self.qube_dir(qube.name), "console.log"), "ab")  # pylint: disable=consider-using-with
-        try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=console,
-                                    env={"PATH": os.environ.get("PATH", PATH), "INIT": INIT}, start_new_session=True)
-        finally:
-            console.close()
-        line = proc.stdout.readline()
-        proc.stdout.close()
-        if line != b"ready\n":
-            proc.wait()
-            raise RuntimeError(f"its init did not come up (exit {proc.returncode}; see "
-                               f"{os.path.join(self.qube_dir(qube.name), 'console.log')})")
-        with open(f"/proc/{proc.pid}/task/{proc.pid}/children", encoding="ascii") as handle:
-            init = int(handle.read().split()[0])
-        LOG.info("roots: %s runs (init %d) after %.3f s", qube.name, init, time.monotonic() - started)
-        return Running(init, proc, started)
+        return spawn(qube.name, self.qube_dir(qube.name), [*lower, self.agent, self.base], upper, work, private,
+                     net_argv, template=qube.klass == "TemplateVM", repository=self.distribution())
 
     def qube_paused(self, qube, paused: bool) -> None:
         """Pause, Suspend (SIGSTOP every process of the qube) or Unpause, Resume (SIGCONT)."""
