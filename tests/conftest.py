@@ -28,9 +28,10 @@ settings.load_profile("corral")
 # The collection code they drive is covered by the other tests, so the R4.3 leg (make r43-pytest) leaves these
 # to the 3.11 leg with -m "not rehearsal_itself" and spends its time on what runs on a dom0.
 REHEARSAL_ITSELF = {
-    "functional/test_cli.py", "functional/test_events.py", "functional/test_network.py", "functional/test_observe.py",
-    "functional/test_persistence.py", "functional/test_qube_roots.py", "functional/test_robustness.py",
-    "functional/test_transcript.py", "unit/test_nft.py", "unit/test_rootfs_sources.py", "unit/test_world.py",
+    "functional/test_cli.py", "functional/test_dom0host.py", "functional/test_events.py", "functional/test_network.py",
+    "functional/test_observe.py", "functional/test_persistence.py", "functional/test_qube_roots.py",
+    "functional/test_robustness.py", "functional/test_transcript.py", "unit/test_nft.py", "unit/test_rootfs_sources.py",
+    "unit/test_world.py",
 }
 
 
