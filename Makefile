@@ -79,7 +79,7 @@ rehearse: setup
 	        $(BIN)/python -m rehearsal clipboard copy secure "IBAN from the bank" && printf "   %-9s " "$$target:" && \
 	        { $(BIN)/python -m rehearsal clipboard paste $$target 2>&1; echo; } | head -1; done'
 
-test: lint sanity pytest molecule r43 artifact docs
+test: lint sanity pytest molecule molecule-dom0host r43 artifact docs
 
 lint: yamllint ansible-lint changelog-lint docs-lint
 

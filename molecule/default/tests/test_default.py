@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import sys
 
 import yaml
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import formats, policy, policy_client
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
+from whonix_checks import check_updates_proxy_decisions, check_whonix_qubes  # noqa: E402  pylint: disable=wrong-import-position
 
 GROUP_VARS = pathlib.Path(__file__).resolve().parents[3] / "inventories" / "t420s" / "group_vars" / "qubes_admin"
 LAYOUT = yaml.safe_load((GROUP_VARS / "layout.yml").read_text())
@@ -156,39 +160,9 @@ def whole_policy():
 
 def test_whonix_qubes_tags_and_properties():
     """sys-whonix, the Whonix disposable template and anon-whonix (corral.qubes.whonix, defaults of whonix.yml)."""
-    client = admin()
-
-    def prop(qube, name):
-        return client.property_get(qube, name).value
-
-    assert prop("sys-whonix", "template") == "whonix-gateway-18" and prop("sys-whonix", "label") == "black"
-    assert prop("sys-whonix", "netvm") == "sys-firewall" and prop("sys-whonix", "memory") == "500"
-    assert prop("sys-whonix", "provides_network") == prop("sys-whonix", "autostart") == "True"
-    assert client.feature_get("sys-whonix", "servicevm") == "1"
-    assert {"anon-gateway", "sdwdate-gui-server"} <= set(client.tag_list("sys-whonix"))
-    dvm = "whonix-workstation-18-dvm"
-    assert prop(dvm, "template_for_dispvms") == "True" and client.feature_get(dvm, "appmenus-dispvm") == "1"
-    assert prop("anon-whonix", "template") == "whonix-workstation-18"
-    assert prop("anon-whonix", "default_dispvm") == dvm
-    for qube in (dvm, "anon-whonix"):
-        assert prop(qube, "netvm") == "sys-whonix", qube
-        assert {"anon-vm", "sdwdate-gui-client"} <= set(client.tag_list(qube)), qube
-    for template in ("whonix-gateway-18", "whonix-workstation-18"):
-        assert "whonix-updatevm" in client.tag_list(template), template
+    check_whonix_qubes(admin())
 
 
 def test_updates_proxy_decisions_for_each_template():
     """Whonix templates update through sys-whonix only; the other templates as the defaults say (sys-net)."""
-    client = admin()
-    vms = client.list_vms()
-    system = {name: {"class": entry.klass, "tags": client.tag_list(name) if entry.klass != "AdminVM" else []}
-              for name, entry in vms.items()}
-    whole = whole_policy()
-    templates = [name for name, entry in vms.items() if entry.klass == "TemplateVM"]
-    assert len([name for name in templates if name.startswith("whonix-")]) == 2
-    for name in templates:
-        decision = whole.evaluate("qubes.UpdatesProxy", "", name, "@default", system)
-        wanted = "sys-whonix" if name.startswith("whonix-") else "sys-net"
-        assert (decision.allowed, decision.target) == (True, wanted), name
-        if name.startswith("whonix-"):
-            assert not whole.evaluate("qubes.UpdatesProxy", "", name, "sys-net", system).allowed, name
+    check_updates_proxy_decisions(admin(), whole_policy())

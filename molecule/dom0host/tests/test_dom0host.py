@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Verify the reference layout on the dom0 host, over ssh: dom0's files, modes and PAM order, the key check
-through qrexec, and the policy directory, parsed whole with the collection's policy grammar."""
+through qrexec, the policy directory, parsed whole with the collection's policy grammar, and Whonix (its qubes,
+the updates proxy's decisions, and a Whonix template's install through sys-whonix)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,18 @@ import hmac
 import io
 import os
 import pathlib
+import json
 import secrets
+import sys
 import tarfile
 
 import yaml
 
+from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import policy
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
+from whonix_checks import check_updates_proxy_decisions, check_whonix_qubes  # noqa: E402  pylint: disable=wrong-import-position
 
 GROUP_VARS = pathlib.Path(__file__).resolve().parents[3] / "inventories" / "t420s" / "group_vars" / "qubes_admin"
 YUBIKEY = yaml.safe_load((GROUP_VARS / "yubikey.yml").read_text())
@@ -63,8 +70,8 @@ def test_pam_order(host):
         assert rules.count("auth include yubikey") == 1, name
 
 
-def test_the_policy_directory_is_valid_and_decides(host):
-    """The whole directory, parsed as qrexec would load it (a syntax error anywhere would deny everything)."""
+def host_policy(host) -> policy.Policy:
+    """The whole directory /etc/qubes/policy.d of the host, parsed as qrexec would load it."""
     packed = host.check_output("tar -C /etc/qubes/policy.d -cf - . | base64 -w0")
     sources, directories = {}, set()
     with tarfile.open(fileobj=io.BytesIO(base64.b64decode(packed))) as archive:
@@ -74,7 +81,12 @@ def test_the_policy_directory_is_valid_and_decides(host):
                 directories.add(name)
             elif member.isfile() and not os.path.basename(name).startswith("."):
                 sources[name] = archive.extractfile(member).read().decode("utf-8")
-    loaded = policy.Policy(sources, sorted(directories))
+    return policy.Policy(sources, sorted(directories))
+
+
+def test_the_policy_directory_is_valid_and_decides(host):
+    """The whole directory, parsed as qrexec would load it (a syntax error anywhere would deny everything)."""
+    loaded = host_policy(host)
     info = {name: policy.QubeInfo(name=name, klass="AdminVM" if name == "dom0" else "AppVM")
             for name in ("dom0", "sys-usb", "personal")}
     assert loaded.evaluate("custom.LockScreen", "", "sys-usb", "dom0", info).allowed
@@ -120,3 +132,31 @@ def test_the_tool_is_in_the_usb_qubes_template(host):
     start(host, "sys-usb")
     out = host.check_output("echo 'dpkg -s ykpers' | qrexec-client -d sys-usb 'root:QUBESRPC qubes.VMShell dom0'")
     assert "install ok installed" in out
+
+
+def admin():
+    """A client of the host's qubesd, through its socket as this machine sees it."""
+    return client_mod.AdminClient(client_mod.SocketTransport(os.environ["QUBESD_SOCKET"]))
+
+
+def test_whonix_qubes_tags_and_properties():
+    check_whonix_qubes(admin())
+
+
+def test_updates_proxy_decisions_for_each_template(host):
+    check_updates_proxy_decisions(admin(), host_policy(host))
+
+
+def test_a_whonix_template_installs_through_sys_whonix(host):
+    """apt in whonix-gateway-18: every qubes.UpdatesProxy call it makes ends at sys-whonix (the host's qrexec log)."""
+    template = "whonix-gateway-18"
+    start(host, template)
+    log = "/var/log/qubes/qrexec.jsonl"
+    mark = len(host.file(log).content_string.splitlines())
+    out = host.check_output("echo 'apt-get update -q >/dev/null 2>&1; apt-get install -y -q firefox >/dev/null 2>&1; "
+                            f"dpkg -s firefox | grep ^Status' | qrexec-client -d {template} 'root:QUBESRPC qubes.VMShell dom0'")
+    assert out == "Status: install ok installed", out
+    calls = [json.loads(line) for line in host.file(log).content_string.splitlines()[mark:]]
+    proxied = [call for call in calls if call["service"] == "qubes.UpdatesProxy"]
+    assert proxied and {(call["source"], call["final"]) for call in proxied} == {(template, "sys-whonix")}, proxied
+    assert admin().current_state("sys-whonix")["power_state"] == "Running"
