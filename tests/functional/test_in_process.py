@@ -57,6 +57,10 @@ def template(**args) -> dict:
     return {"corral.qubes.template": args}
 
 
+def os_install(**args) -> dict:
+    return {"corral.qubes.os_install": args}
+
+
 def layout_check(**args) -> dict:
     return {"corral.qubes.layout_check": args}
 
@@ -113,12 +117,18 @@ CASES = [
     layout_check(layout={"work": {"label": "blue"}}, network={"work": "allow_all"}),
     layout_check(layout={"work": {"lable": "blue"}}, tasks=[{"domain": "wrok"}]),
     layout_check(layout=[], prune="maybe"),
+    os_install(name="work", answer_file="<unattend/>", state="status"),
+    os_install(name="work", answer_file="<unattend/>", state="status"),
+    os_install(name="no-such-qube", answer_file="<unattend/>", state="status"),
+    os_install(name="work", answer_file="<unattend/>", state="gone"),
+    os_install(name="work"),
 ]
 
 # A qubesd (and policy admin service) whose every reply is unreadable: an unexpected exception in each module.
 GARBLED = [qube("work", **WORK), prefs(clockvm="sys-firewall"), firewall(**WHITELIST), policy(**FLOWS),
            audit(matrix={"work": []}), info(), devices(name="work", devices=[NIC]), hardware(profile=PROFILE),
-           template(names=["debian-12-minimal"]), layout_check(layout={"work": {}})]
+           template(names=["debian-12-minimal"]), layout_check(layout={"work": {}}),
+           os_install(name="work", answer_file="<unattend/>", state="status")]
 
 
 @pytest.fixture

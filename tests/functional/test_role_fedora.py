@@ -176,7 +176,7 @@ def test_a_secret_file_reaches_its_template_and_nothing_else(lab, tmp_path):
         {"dest": "/etc/openvpn/client/work.conf", "content": "remote vpn.example.org 1194\n"}]
     log = tmp_path / "ansible.log"
     # the layout check first (as site.yml runs it), then the role; everything at -vvv with --diff
-    result = play(lab, tmp_path, templates, "playbooks/preflight.yml", "-vvv", "--diff",
+    result = play(lab, tmp_path, templates, "playbooks/whonix.yml", "playbooks/preflight.yml", "-vvv", "--diff",
                   env={"ANSIBLE_LOG_PATH": str(log)})
     assert result.returncode == 0 and "failed=0" in result.stdout, result.stdout[-3000:] + result.stderr
     hashed = hashlib.sha256((secret + "\n").encode()).hexdigest()
