@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import pathlib
+import sys
 
 import pytest
 
@@ -28,6 +30,9 @@ USB_QUBE = """
       corral.qubes.qube: {name: sys-usb, template: fedora-42-xfce, label: red, netvm: "", state: running}
 """
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "molecule" / "shared"))
+from ykchalresp import YKCHALRESP  # noqa: E402  pylint: disable=wrong-import-position
+
 PLAY = """
 - name: The YubiKey login
   hosts: qubes_admin
@@ -38,15 +43,6 @@ PLAY = """
 {extra}
 """
 
-YKCHALRESP = """#!/usr/bin/python3
-# The test's stand-in for a YubiKey in sys-usb: ykchalresp -SLOT -x HEX answers HMAC-SHA1 with the slot's secret.
-import hashlib, hmac, sys
-SLOT, SECRET = {slot!r}, bytes.fromhex({secret!r})
-args = sys.argv[1:]
-if len(args) != 3 or args[0] != "-" + SLOT or args[1] != "-x":
-    sys.exit("ykchalresp: no challenge-response key in that slot")
-print(hmac.new(SECRET, bytes.fromhex(args[2]), hashlib.sha1).hexdigest())
-"""
 
 CHECK = r"""
 # What dom0's check does (qubes-yubikey-dom0's yk-auth): the USB qube and the slot from the key's files, a random

@@ -22,6 +22,7 @@ from ansible_collections.corral.qubes.plugins.module_utils import client as clie
 from ansible_collections.corral.qubes.plugins.module_utils import policy
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
+from ykchalresp import YKCHALRESP  # noqa: E402  pylint: disable=wrong-import-position
 from whonix_checks import check_updates_proxy_decisions, check_whonix_qubes  # noqa: E402  pylint: disable=wrong-import-position
 
 GROUP_VARS = pathlib.Path(__file__).resolve().parents[3] / "inventories" / "t420s" / "group_vars" / "qubes_admin"
@@ -29,16 +30,6 @@ YUBIKEY = yaml.safe_load((GROUP_VARS / "yubikey.yml").read_text())
 CONVERGE = yaml.safe_load((pathlib.Path(__file__).resolve().parents[1] / "converge.yml").read_text())
 SECRET = CONVERGE[0]["vars"]["yubikey_secret_key"]
 KEYS = "/etc/qubes/yk-keys"
-
-YKCHALRESP = """#!/usr/bin/python3
-# The scenario's stand-in for the YubiKey in sys-usb: HMAC-SHA1 of the challenge with the slot's secret.
-import hashlib, hmac, sys
-SLOT, SECRET = {slot!r}, bytes.fromhex({secret!r})
-args = sys.argv[1:]
-if len(args) != 3 or args[0] != "-" + SLOT or args[1] != "-x":
-    sys.exit("ykchalresp: no challenge-response key in that slot")
-print(hmac.new(SECRET, bytes.fromhex(args[2]), hashlib.sha1).hexdigest())
-"""
 
 
 def values(host, name: str) -> list[str]:
