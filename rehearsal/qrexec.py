@@ -204,8 +204,7 @@ class QrexecServer:
             self._log(**entry, status=status)
             self._reply(writer, status, stdout, stderr)
             return
-        status = await self._into_qube(source, final, service, arg, options, reader, writer, entry)
-        self._log(**entry, status=status)
+        await self._into_qube(source, final, service, arg, options, reader, writer, entry)
 
     async def _into_qube(self, source: str, name: str, service: str, arg: str, options: dict,
                          reader: asyncio.StreamReader, writer: asyncio.StreamWriter, entry: dict) -> int:
@@ -213,34 +212,34 @@ class QrexecServer:
         qube = self.dom0.state.domains.get(name)
         label = "qrexec-client" if source == "dom0" else "qrexec"
         if qube is None or qube.klass == "AdminVM":
-            return self._reply(writer, qrexec_proto.CLIENT_ERROR if source == "dom0" else qrexec_proto.REFUSED,
+            return self._finish(writer, entry, qrexec_proto.CLIENT_ERROR if source == "dom0" else qrexec_proto.REFUSED,
                                stderr=f"{label}: no such domain: {name}\n".encode())
         if not qube.is_running:
             if source == "dom0":
-                return self._reply(writer, qrexec_proto.CLIENT_ERROR,
+                return self._finish(writer, entry, qrexec_proto.CLIENT_ERROR,
                                    stderr=f"qrexec-client: domain {name} is not running\n".encode())
             try:
                 entry["started"] = True
                 await self.dom0.start(qube)
                 self.dom0.save()
             except wire.QubesException as exc:
-                return self._reply(writer, qrexec_proto.REFUSED,
+                return self._finish(writer, entry, qrexec_proto.REFUSED,
                                    stderr=f"qrexec: cannot start {name}: {exc}\n".encode())
         while qube.power_state in ("Paused", "Suspended"):
             await asyncio.sleep(0.05)  # its agent answers once it runs again, as a paused qube's does
         if self.roots is None or self.roots.init_of(name) is None:
-            return self._reply(writer, qrexec_proto.NOT_FOUND, stderr=(
+            return self._finish(writer, entry, qrexec_proto.NOT_FOUND, stderr=(
                 f"{service}: no such service in {name} (the rehearsal runs no root for it: --roots off)\n").encode())
         if service == qrexec_proto.COMMAND_SERVICE and source == "dom0" and "command" in options:
             try:
                 command = bytes.fromhex(options["command"]).decode("utf-8")
             except ValueError:
-                return self._reply(writer, qrexec_proto.REFUSED, stderr=b"qrexec: malformed command\n")
+                return self._finish(writer, entry, qrexec_proto.REFUSED, stderr=b"qrexec: malformed command\n")
             argv, forced = ["/bin/sh", "-c", command], None
         else:
             path = self.roots.service_path(name, service, arg)
             if path is None:
-                return self._reply(writer, qrexec_proto.NOT_FOUND,
+                return self._finish(writer, entry, qrexec_proto.NOT_FOUND,
                                    stderr=f"{service}: no such service in {name}\n".encode())
             argv, forced = [path, *([arg] if arg else [])], self.roots.forced_user(name, service)
         user = options.get("user", "DEFAULT")
@@ -255,12 +254,22 @@ class QrexecServer:
         try:
             full_argv, full_env = self.roots.exec_argv(name, user, argv, env)
         except LookupError as exc:
-            return self._reply(writer, qrexec_proto.REFUSED, stderr=f"qrexec: {exc}\n".encode())
-        return await self._pump(full_argv, full_env, reader, writer)
+            return self._finish(writer, entry, qrexec_proto.REFUSED, stderr=f"qrexec: {exc}\n".encode())
+        return await self._pump(full_argv, full_env, reader, writer,
+                                lambda status: self._log(**entry, status=status))
+
+    def _finish(self, writer: asyncio.StreamWriter, entry: dict, status: int, stderr: bytes = b"") -> int:
+        """A call into a qube that ends without running a service: logged, then answered."""
+        self._log(**entry, status=status)
+        return self._reply(writer, status, stderr=stderr)
 
     @staticmethod
-    async def _pump(argv: list[str], env: dict, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
-        """Run a process; stream the client's stdin into it and its stdout and stderr back; its exit status."""
+    async def _pump(argv: list[str], env: dict, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    logged) -> int:
+        """Run a process; stream the client's stdin into it and its stdout and stderr back; its exit status.
+
+        ``logged(status)`` writes the call's log line before the exit status goes out, so a client that has
+        its answer finds its call in the log."""
         proc = await asyncio.create_subprocess_exec(*argv, env=env, stdin=asyncio.subprocess.PIPE,
                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                                                     start_new_session=True)
@@ -303,6 +312,7 @@ class QrexecServer:
         finally:
             feeder.cancel()
         status = 128 - status if status < 0 else status
+        logged(status)
         writer.write(qrexec_proto.exit_frame(status))
         return status
 
