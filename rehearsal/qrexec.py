@@ -213,18 +213,18 @@ class QrexecServer:
         label = "qrexec-client" if source == "dom0" else "qrexec"
         if qube is None or qube.klass == "AdminVM":
             return self._finish(writer, entry, qrexec_proto.CLIENT_ERROR if source == "dom0" else qrexec_proto.REFUSED,
-                               stderr=f"{label}: no such domain: {name}\n".encode())
+                                stderr=f"{label}: no such domain: {name}\n".encode())
         if not qube.is_running:
             if source == "dom0":
                 return self._finish(writer, entry, qrexec_proto.CLIENT_ERROR,
-                                   stderr=f"qrexec-client: domain {name} is not running\n".encode())
+                                    stderr=f"qrexec-client: domain {name} is not running\n".encode())
             try:
                 entry["started"] = True
                 await self.dom0.start(qube)
                 self.dom0.save()
             except wire.QubesException as exc:
                 return self._finish(writer, entry, qrexec_proto.REFUSED,
-                                   stderr=f"qrexec: cannot start {name}: {exc}\n".encode())
+                                    stderr=f"qrexec: cannot start {name}: {exc}\n".encode())
         while qube.power_state in ("Paused", "Suspended"):
             await asyncio.sleep(0.05)  # its agent answers once it runs again, as a paused qube's does
         if self.roots is None or self.roots.init_of(name) is None:
@@ -240,7 +240,7 @@ class QrexecServer:
             path = self.roots.service_path(name, service, arg)
             if path is None:
                 return self._finish(writer, entry, qrexec_proto.NOT_FOUND,
-                                   stderr=f"{service}: no such service in {name}\n".encode())
+                                    stderr=f"{service}: no such service in {name}\n".encode())
             argv, forced = [path, *([arg] if arg else [])], self.roots.forced_user(name, service)
         user = options.get("user", "DEFAULT")
         if user == "DEFAULT":
