@@ -10,8 +10,9 @@ import re
 import jinja2
 import pytest
 import xmlschema
+import yaml
 
-from ansible_collections.corral.qubes.plugins.module_utils import os_install, windows
+from ansible_collections.corral.qubes.plugins.module_utils import formats, os_install, windows
 from rehearsal import installer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -130,3 +131,23 @@ def test_the_record_is_salted_by_the_qube_and_never_the_plain_digest():
     assert os_install.digest(text, "work") == os_install.digest(text, "work")
     assert os_install.digest(text, "work") != os_install.digest(text, "work2")
     assert hashlib.sha256(text.encode()).hexdigest() not in os_install.digest(text, "work")
+
+
+def test_the_reference_work_entry_asks_what_the_layout_asks():
+    """The reference layout's work qube is made by the qubes role and installed by the windows role: both must ask
+    the same of it, or each run would undo the other's change."""
+    folder = ROOT / "inventories" / "t420s" / "group_vars" / "qubes_admin"
+    layout = yaml.safe_load((folder / "layout.yml").read_text())["qubes_layout"]["work"]
+    reference = yaml.safe_load((folder / "windows.yml").read_text())["windows_reference"]["work"]
+    w = windows.entry(reference)
+    props = layout["properties"]
+    assert (w["class"], w["label"], w["netvm"]) == (layout["class"], layout["label"], layout["netvm"])
+    assert (props["virt_mode"], props["kernel"], props["maxmem"]) == ("hvm", "", 0)
+    assert (w["memory"], w["qrexec_timeout"]) == (props["memory"], props["qrexec_timeout"])
+    assert w["root_gib"] * 1024 ** 3 == formats.parse_size(layout["volumes"]["root"])
+    assert props.get("vcpus", w["vcpus"]) == w["vcpus"]
+    # with the ISO and the secrets the inventory leaves to a vault, the entry passes the role's checks
+    role_vars = yaml.safe_load((ROOT / "roles" / "windows" / "vars" / "main.yml").read_text())
+    filled = {**reference, "iso": {"qube": "untrusted", "path": "/home/user/win7.iso", "sha256": "b" * 64},
+              "user": {"name": "user", "password": "x"}, "admin_password": "y"}
+    windows.check("work", filled, role_vars["_windows_locales"], role_vars["_windows_time_zones"])
