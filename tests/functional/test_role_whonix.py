@@ -17,8 +17,8 @@ import yaml
 from ansible_collections.corral.qubes.plugins.module_utils import engine, flows
 from harness import QREXEC_CLIENT
 from playbook import BIN, ROOT, ansible_env
+from repo_world import GREETING, REPO_ADDRESS, SOURCES, hello_world
 from rehearsal import network, rootfs, roots
-from rehearsal.debrepo import build_package, write_repository
 from rehearsal.policy_admin import PolicyStore
 
 VERSIONS = {"4.3": 18, "4.2": 17}
@@ -229,7 +229,6 @@ def test_addon_model_on_create_and_load(dom0_factory, tmp_path, release):
 # ---------------------------------------------------------------- a Whonix template's packages, on real qube roots
 
 ROOT_REASONS = roots.unavailable() + network.unavailable()
-REPO_HOST, REPO_ADDRESS = "deb.example.org", "192.0.2.80"
 
 
 @pytest.mark.skipif(bool(ROOT_REASONS), reason=f"qube roots with network realisation: {'; '.join(ROOT_REASONS)}")
@@ -237,12 +236,7 @@ def test_a_whonix_template_installs_through_sys_whonix(dom0_factory, tmp_path):
     """apt in whonix-gateway-18 → qubes.UpdatesProxy → the policy the role wrote → sys-whonix (started), whose proxy
     runs in sys-whonix's own network namespace and reaches the repository through sys-firewall and sys-net."""
     rootfs.build()
-    work = tmp_path / "debs"
-    work.mkdir()
-    deb = build_package(work, "corral-hello", "1.0", {"/usr/share/corral-hello/greeting": b"hello through whonix\n"})
-    write_repository(tmp_path / "repo", [deb])
-    world = tmp_path / "world.yml"
-    world.write_text(f"- {{name: {REPO_HOST}, address: {REPO_ADDRESS}, ports: [80], http: repo}}\n", encoding="utf-8")
+    world = hello_world(tmp_path, b"hello through whonix\n")
     dom0 = dom0_factory(extra_args=("--roots", "on", "--network", "on", "--world", str(world)))
     converged = play(dom0, tmp_path)
     assert converged.returncode == 0 and "failed=0" in converged.stdout, converged.stdout + converged.stderr
@@ -251,11 +245,10 @@ def test_a_whonix_template_installs_through_sys_whonix(dom0_factory, tmp_path):
     template = "whonix-gateway-18"
     client.start(template)
     mark = len(dom0.qrexec_calls())
-    sources = f"deb [trusted=yes] http://{REPO_HOST}/ ./"
     result = subprocess.run([str(QREXEC_CLIENT), "-d", template, "root:QUBESRPC qubes.VMShell dom0"],
-                            input=(f"rm -f /etc/apt/sources.list.d/*; echo '{sources}' > /etc/apt/sources.list; "
+                            input=(f"rm -f /etc/apt/sources.list.d/*; echo '{SOURCES}' > /etc/apt/sources.list; "
                                    "apt-get update 2>&1; apt-get install -y corral-hello 2>&1; "
-                                   "cat /usr/share/corral-hello/greeting").encode(),
+                                   f"cat {GREETING}").encode(),
                             capture_output=True, env=dom0.qube_env(), timeout=300, check=False)
     out = result.stdout.decode()
     assert result.returncode == 0 and out.endswith("hello through whonix\n"), out

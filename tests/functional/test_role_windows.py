@@ -34,16 +34,23 @@ SCHEMA = ROOT / "tests" / "data" / "unattend.xsd"
 
 
 @pytest.fixture(params=["4.3", "4.2"])
-def lab(request, dom0_factory, tmp_path):
+def lab(request, dom0_factory):
     """A fresh dom0 with qube roots (and network realisation where it can run), and the Windows ISO in 'untrusted'."""
+    return windows_lab(dom0_factory, request.param)
+
+
+def windows_lab(dom0_factory, release: str, plain_iso: bool = False):
+    """The dom0 of :func:`lab` on ``release``; with ``plain_iso``, also an ISO no firmware boots (plain.iso)."""
     rootfs.build()
-    dom0 = dom0_factory(release=request.param, extra_args=(
+    dom0 = dom0_factory(release=release, extra_args=(
         "--roots", "on", "--network", "on" if NETWORK else "off", "--install-delay", "0.5"))
     client = dom0.client()
     client.create("AppVM", "untrusted", "red")
     client.start("untrusted")
     home = pathlib.Path(dom0.state_dir) / "qubes" / "untrusted" / "private" / "home" / "user"
     dom0.iso_sha256 = windows_media.make_windows_iso(home / "win7.iso")
+    if plain_iso:
+        windows_media.make_windows_iso(home / "plain.iso", bootable=False)
     client.shutdown("untrusted", wait=True)
     return dom0
 
@@ -155,18 +162,8 @@ def test_windows_is_installed_once_then_a_rerun_reads_only(lab, tmp_path):
 
 @pytest.fixture
 def lab43(dom0_factory):
-    """lab on R4.3 only (the behaviour below does not depend on the release)."""
-    rootfs.build()
-    dom0 = dom0_factory(release="4.3", extra_args=(
-        "--roots", "on", "--network", "on" if NETWORK else "off", "--install-delay", "0.5"))
-    client = dom0.client()
-    client.create("AppVM", "untrusted", "red")
-    client.start("untrusted")
-    home = pathlib.Path(dom0.state_dir) / "qubes" / "untrusted" / "private" / "home" / "user"
-    dom0.iso_sha256 = windows_media.make_windows_iso(home / "win7.iso")
-    windows_media.make_windows_iso(home / "plain.iso", bootable=False)
-    client.shutdown("untrusted", wait=True)
-    return dom0
+    """lab on R4.3 only (the behaviour below does not depend on the release), with plain.iso too."""
+    return windows_lab(dom0_factory, "4.3", plain_iso=True)
 
 
 def test_a_changed_answer_file_is_reported_and_applied_only_with_reinstall(lab43, tmp_path):

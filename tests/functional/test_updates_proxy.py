@@ -8,28 +8,20 @@ import subprocess
 
 import pytest
 
-from rehearsal.debrepo import build_package, write_repository
 from harness import QREXEC_CLIENT
+from repo_world import GREETING, REPO_ADDRESS, SOURCES, hello_world
 from rehearsal import network, roots, rootfs
 
 REASONS = roots.unavailable() + network.unavailable()
 pytestmark = pytest.mark.skipif(bool(REASONS), reason=f"qube roots with network realisation: {'; '.join(REASONS)}")
-REPO_HOST, REPO_ADDRESS = "deb.example.org", "192.0.2.80"
 TEMPLATE = "debian-13-xfce"
-SOURCES = f"deb [trusted=yes] http://{REPO_HOST}/ ./"
-"""A flat repository without signatures: trusted=yes, as a local test repository is (Qubes' are signed)."""
 
 
 @pytest.fixture
 def lab(dom0_factory, tmp_path):
     """A rehearsal dom0 with real roots whose world serves a repository with the package corral-hello."""
     rootfs.build()
-    work = tmp_path / "debs"
-    work.mkdir()
-    deb = build_package(work, "corral-hello", "1.0", {"/usr/share/corral-hello/greeting": b"hello from the repo\n"})
-    write_repository(tmp_path / "repo", [deb])
-    world = tmp_path / "world.yml"
-    world.write_text(f"- {{name: {REPO_HOST}, address: {REPO_ADDRESS}, ports: [80], http: repo}}\n", encoding="utf-8")
+    world = hello_world(tmp_path, b"hello from the repo\n")
     dom0 = dom0_factory(extra_args=("--roots", "on", "--network", "on", "--world", str(world)))
     dom0.client().start(TEMPLATE)
     assert run(dom0, f"rm -f /etc/apt/sources.list.d/*; echo '{SOURCES}' > /etc/apt/sources.list").returncode == 0
@@ -55,7 +47,7 @@ def test_apt_installs_in_a_template_through_the_updates_proxy(lab):
     assert client.property_get(TEMPLATE, "netvm").value == ""
     assert client.current_state("sys-net")["power_state"] == "Halted"
     result = run(lab, "cat /etc/apt/apt.conf.d/01qubes-proxy; apt-get update 2>&1; "
-                      "apt-get install -y corral-hello 2>&1; cat /usr/share/corral-hello/greeting")
+                      "apt-get install -y corral-hello 2>&1; cat " + GREETING)
     out = result.stdout.decode()
     assert result.returncode == 0, out
     assert 'Acquire::http::Proxy "http://127.0.0.1:8082/";' in out
