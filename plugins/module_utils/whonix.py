@@ -163,13 +163,16 @@ def merge(expanded: dict, layout: dict, templates: list, policies: dict) -> dict
     """The layout's variables with Whonix added: ``qubes_layout``, ``qubes_templates``, ``qubes_policies``.
 
     The layout's own entries come first, in their order (the gateway's netvm
-    is converged before it); an entry the layout gives for a Whonix qube is
-    laid over the role's (its ``properties`` and ``features`` key by key).
+    is converged before it), then the Whonix qubes in the role's order (the
+    gateway before the qubes whose netvm it is), even those the layout names
+    too: an entry the layout gives for a Whonix qube is laid over the role's
+    (its ``properties`` and ``features`` key by key).
     The Whonix template group is added unless a group already names them.
     """
-    merged = dict(layout or {})
+    layout = layout or {}
+    merged = {name: entry for name, entry in layout.items() if name not in expanded["layout"]}
     for name, entry in expanded["layout"].items():
-        own = merged.get(name) or {}
+        own = layout.get(name) or {}
         combined = {**entry, **own}
         for key in ("properties", "features"):
             if key in entry or key in own:

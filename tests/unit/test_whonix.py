@@ -58,11 +58,12 @@ def test_bad_settings_name_their_variable(settings, release, path, words):
     assert caught.value.path == path and words in str(caught.value)
 
 
-def test_merge_keeps_the_layout_first_and_lays_its_entries_over():
+def test_merge_keeps_the_layout_first_then_whonix_in_order_and_lays_entries_over():
     expanded = whonix.expand({}, "4.3")
     layout = {"sys-firewall": {"label": "green"}, "anon-whonix": {"label": "purple", "properties": {"memory": 800}}}
     merged = whonix.merge(expanded, layout, [{"names": ["debian-13-xfce"]}], {"50-config-input": []})
-    assert list(merged["qubes_layout"]) == ["sys-firewall", "anon-whonix", "sys-whonix", "whonix-workstation-18-dvm"]
+    # the gateway and the disposable template are converged before anon-whonix, whose netvm and default_dispvm they are
+    assert list(merged["qubes_layout"]) == ["sys-firewall", "sys-whonix", "whonix-workstation-18-dvm", "anon-whonix"]
     anon = merged["qubes_layout"]["anon-whonix"]
     assert anon["label"] == "purple" and anon["netvm"] == "sys-whonix"
     assert anon["properties"] == {"default_dispvm": "whonix-workstation-18-dvm", "memory": 800}
