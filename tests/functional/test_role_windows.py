@@ -191,7 +191,8 @@ def test_a_changed_answer_file_is_reported_and_applied_only_with_reinstall(lab43
 
 def test_check_mode_on_a_fresh_dom0_touches_nothing(lab43, tmp_path):
     mark, qrexec_mark = lab43.mark(), len(lab43.qrexec_calls())
-    check = play(lab43, tmp_path, {"work": entry(lab43)}, "--check", "--diff")
+    # with post-install settings too: check mode has no qube to set them on yet, and says what it would install
+    check = play(lab43, tmp_path, {"work": entry(lab43, post_install={"features": {"os": "Windows"}})}, "--check", "--diff")
     assert check.returncode == 0 and "failed=0" in check.stdout, check.stdout + check.stderr
     assert "work: would install from untrusted:/home/user/win7.iso" in check.stdout
     assert lab43.writes_since(mark) == [] and len(lab43.qrexec_calls()) == qrexec_mark
@@ -244,6 +245,21 @@ def test_an_existing_qube_that_is_not_hvm_is_refused(lab43, tmp_path):
     run = play(lab43, tmp_path, {"work": entry(lab43)})
     assert run.returncode != 0 and "work exists with virt_mode pvh and no install record" in " ".join(run.stdout.split())
     assert lab43.writes_since(mark) == [] and len(lab43.qrexec_calls()) == qrexec_mark
+
+
+def test_a_running_qube_to_install_is_refused_before_any_change(lab43, tmp_path):
+    client = lab43.client()
+    client.create("StandaloneVM", "work", "orange")
+    client.property_set("work", "virt_mode", "hvm")
+    client.property_set("work", "kernel", "")
+    client.start("work")
+    mark, qrexec_mark = lab43.mark(), len(lab43.qrexec_calls())
+    run = play(lab43, tmp_path, {"work": entry(lab43)})
+    assert run.returncode != 0, run.stdout
+    assert "windows_qubes: work: the qube is running; an install starts it from its media, so shut it down first" in \
+        " ".join(run.stdout.split()), run.stdout
+    assert lab43.writes_since(mark) == [] and len(lab43.qrexec_calls()) == qrexec_mark
+    assert "windows-media" not in power(lab43)
 
 
 def test_without_a_bootable_medium_the_wait_times_out_clearly(lab43, tmp_path):
