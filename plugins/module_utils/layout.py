@@ -366,12 +366,19 @@ class Layout:
             if error:
                 self.problems.add(f"{top}.{name}.template", error)
             netvm = entry.get("netvm")
-            if not isinstance(netvm, str) or netvm in ("", engine.DEFAULT):
+            if not isinstance(netvm, str) or netvm == "":
                 continue
             kind, base = self._whonix_kind(reader, name)
             if kind != "workstation":
                 continue
-            if self._whonix_kind(reader, netvm)[0] != "gateway":
+            if netvm == engine.DEFAULT:
+                # reset to its default, the netvm is the global default_netvm (the addon names the gateway only
+                # when the qube is made or loaded): the traffic would leave without Tor until then
+                self.problems.add(f"{top}.{name}.netvm",
+                                  f"{name} is a Whonix workstation (based on {base}) and {engine.DEFAULT} would give "
+                                  "it the global default_netvm, not a Whonix gateway: its traffic would leave without "
+                                  "Tor; name the gateway or leave netvm out")
+            elif self._whonix_kind(reader, netvm)[0] != "gateway":
                 self.problems.add(f"{top}.{name}.netvm",
                                   f"{name} is a Whonix workstation (based on {base}) and its netvm {netvm} is not a "
                                   "Whonix gateway (a qube based on a whonix-gateway template, such as sys-whonix): "

@@ -154,9 +154,11 @@ def test_check_mode_on_a_fresh_dom0_writes_nothing(dom0_factory, tmp_path):
      ["whonix_workstation_netvm: sys-firewall is not a Whonix gateway"]),
     ("4.3", {"qubes_layout": {**LAYOUT, "anon-work": {"template": "whonix-workstation-18", "netvm": "work"}}},
      ["qubes_layout.anon-work.netvm: anon-work is a Whonix workstation", "its netvm work is not a Whonix gateway"]),
+    ("4.3", {"qubes_layout": {**LAYOUT, "anon-whonix": {"netvm": "*default*"}}},
+     ["qubes_layout.anon-whonix.netvm: anon-whonix is a Whonix workstation", "would give it the global default_netvm"]),
     ("4.3", {"qubes_templates": [{"names": ["whonix-gateway-17"], "enablerepo": ["qubes-templates-community"]}]},
      ["qubes_templates[0].names[0]: Whonix 17 is not for Qubes R4.3"]),
-], ids=["17-on-r43", "18-on-r42", "ws-netvm-setting", "ws-netvm-in-layout", "17-template-on-r43"])
+], ids=["17-on-r43", "18-on-r42", "ws-netvm-setting", "ws-netvm-in-layout", "ws-netvm-default", "17-template-on-r43"])
 def test_bad_input_fails_before_any_write(dom0_factory, tmp_path, release, extra, words):
     dom0 = dom0_factory(release)
     mark = dom0.mark()
