@@ -143,12 +143,13 @@ def network(w: dict, properties: dict) -> dict:
     """The guest's static settings: the qube's Qubes IP, gateway and DNS (``/8``, as Qubes advises), then overrides.
 
     ``properties`` are the qube's as corral.qubes.qube_info details them (``{name: {value: ...}}``); empty for a
-    qube not made yet (check mode).
+    qube not made yet (check mode). A qube without network (no ``ip``) gets an empty address: the answer file
+    then leaves its TCP/IP settings out.
     """
     def value(prop):
         return (properties.get(prop) or {}).get("value") or ""
     dns = value("dns").split() if isinstance(value("dns"), str) else list(value("dns"))
-    net = {"address": value("ip") or "0.0.0.0", "prefix": 8, "gateway": value("visible_gateway") or "0.0.0.0",
+    net = {"address": value("ip"), "prefix": 8, "gateway": value("visible_gateway"),
            "dns": dns or ["10.139.1.1", "10.139.1.2"]}
     net.update(w.get("network") or {})
     return net

@@ -49,6 +49,18 @@ def test_the_generated_answer_file_is_valid_against_the_schema():
     assert setup["shutdown"] and setup["user"] == "user" and setup["computer_name"] == "WORK"
     # special characters of the values are escaped, and survive a round trip
     assert "pw&amp;&lt;1" in text and "&lt;ready&gt; &amp; exit" in text
+    # the product key in windowsPE and in specialize, where Windows Welcome takes it without asking again
+    assert text.count("<Key>QW7RT-YU8PK-MN3BV-CX2ZL-9HJKD</Key>") == 1
+    assert text.count("<ProductKey>QW7RT-YU8PK-MN3BV-CX2ZL-9HJKD</ProductKey>") == 1
+
+
+def test_a_qube_without_network_gets_no_tcpip_settings():
+    w = windows.entry(raw())
+    text = TEMPLATE.render(w=w, net=windows.network(w, {}))
+    SCHEMA.validate(text)
+    assert "Microsoft-Windows-TCPIP" not in text and "Microsoft-Windows-DNS-Client" not in text
+    assert "0.0.0.0/8" not in text
+    assert installer.check_answer(text.encode(), 40 * 1024 ** 3)["network"] == {"dhcp": True}
 
 
 @pytest.mark.parametrize("change, complaint", [
