@@ -241,7 +241,14 @@ def _attach(call: Call, item: dict) -> None:
         raise wire.DeviceAlreadyAttached(
             f"device {item['backend']}:{item['port_id']} of class {devclass} already attached to {call.dest.name}")
     item = dict(item, device_id=info["device_id"], mode="manual")
-    call.dest.attached.setdefault(devclass, []).append(item)
+    attached = call.dest.attached.setdefault(devclass, [])
+    attached.append(item)
+    try:
+        call.dom0.backend_hook("device_attached", call.dest, devclass, item)  # a qube's root shows it (roots)
+    except wire.QubesException:
+        attached.remove(item)
+        call.dom0.backend_hook("device_detached", call.dest, devclass, item)
+        raise
     call.dom0.fire(call.dest, f"device-attach:{devclass}", device=f"{item['backend']}:{item['port_id']}")
 
 
@@ -285,6 +292,7 @@ def device_detach(call: Call):
     for item in manual:
         if item["backend"] == backend and item["port_id"] == port:
             manual.remove(item)
+            call.dom0.backend_hook("device_detached", call.dest, devclass, item)
             call.dom0.fire(call.dest, f"device-detach:{devclass}", port=f"{backend}:{port}")
             return
     if any(a["backend"] == backend and a["port_id"] == port for a in attached_items(call)):

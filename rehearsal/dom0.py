@@ -55,7 +55,11 @@ class Dom0:
         self.backends: list = []
         """What runs the qubes (:class:`rehearsal.roots.Roots`): ``await qube_started(qube)`` (may raise
         QubesException: the start fails), ``qube_stopped(qube)``, ``qube_paused(qube, paused)``, ``qube_removed(name)``,
-        ``volume_cloned(qube, volume, source, source_volume)``."""
+        ``volume_cloned(qube, volume, source, source_volume)``.  Optional (called through :meth:`backend_hook` on
+        the backends that define them): ``device_attached(qube, devclass, item)`` after a device was attached to
+        the running ``qube`` (``item``: its ``{backend, port_id, device_id, mode, options}``, as in
+        ``qube.attached[devclass]``; may raise QubesException: the attachment fails and is undone) and
+        ``device_detached(qube, devclass, item)`` after it was detached, or its backend qube stopped."""
         self.admin_policy = deny_all
         """``admin_policy(source, service, arg, target) -> bool``: may a qube's call see ``target``?"""
         self.clone_tokens: dict[str, tuple[str, str]] = {}
@@ -112,6 +116,13 @@ class Dom0:
     def template_of(self, qube: Qube) -> Qube | None:
         """The qube's template, if its class has one."""
         return properties.template_of(self, qube)
+
+    def backend_hook(self, hook: str, *args) -> None:
+        """Call the optional hook ``hook(*args)`` of every backend that defines it (see :attr:`backends`)."""
+        for backend in list(self.backends):
+            function = getattr(backend, hook, None)
+            if function is not None:
+                function(*args)
 
     # -- events ---------------------------------------------------------------------
 
@@ -420,7 +431,19 @@ class Dom0:
         self.fire(qube, "domain-shutdown")
         for prop in ("xid", "stubdom_xid", "start_time"):
             self.fire(qube, f"property-reset:{prop}", name=prop)
+        self._detach_exposed(qube)
         self.save()
+
+    def _detach_exposed(self, backend: Qube) -> None:
+        """The devices a halted qube exposed are gone: detached from the qubes they were attached to (as qubesd)."""
+        for frontend in list(self.state.domains.values()):
+            if frontend is backend or not frontend.is_running:
+                continue
+            for devclass, items in frontend.attached.items():
+                for item in [i for i in items if i["backend"] == backend.name]:
+                    items.remove(item)
+                    self.backend_hook("device_detached", frontend, devclass, item)
+                    self.fire(frontend, f"device-detach:{devclass}", port=f"{item['backend']}:{item['port_id']}")
 
     async def wait_halted(self, qube: Qube) -> None:
         """Wait for a Halting qube to reach Halted."""

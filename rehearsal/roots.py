@@ -32,6 +32,15 @@ of the init's namespaces and its root, as the user the call asks for.
 For each qube with a running root, ``<daemon dir>/qrexec.<name>`` holds the
 init's process id (as Qubes keeps ``/var/run/qubes/qrexec.<name>`` for a
 qube whose qrexec agent is connected).
+
+Block devices: a qube's loop devices are files its ``losetup`` stand-in
+records (:meth:`Roots.block_devices`).  An attached block device appears in
+the frontend qube as ``/dev/xvdX`` (option ``frontend-dev``, else the first
+free of ``xvdi`` … ``xvdz``), a bind mount of the backend's file — no real
+block device — read-only when option ``read-only`` says so
+(:meth:`Roots.device_attached`, by :mod:`rehearsal.crossmount`: the kernel
+binds no path of another mount namespace, so a copy of the backend's mount
+is moved into the frontend's).  It goes on detach and when the backend stops.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 from ansible_collections.corral.qubes.plugins.module_utils import wire
@@ -55,6 +65,9 @@ MARKER = "corral-qube-init"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TOOLS = ("unshare", "nsenter", "mount", "chroot", "cp")
 AGENT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent")
+CROSSMOUNT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crossmount.py")
+FRONTEND_DEVICES = tuple(f"xvd{letter}" for letter in "ijklmnopqrstuvwxyz")
+"""Where an attached block device appears in its frontend when no ``frontend-dev`` is asked for (Qubes' order)."""
 UPDATES_PROXY = ("127.0.0.1", 8082)
 """Where a template's package manager finds the updates proxy (Qubes' forwarder address)."""
 UPDATES_SERVICE = "qubes.UpdatesProxy"
@@ -211,6 +224,8 @@ class Roots:
         self.forwarders: dict[str, asyncio.AbstractServer] = {}
         self.forwarding: dict[asyncio.Task, str] = {}
         """The forwarders' open connections (task -> template), ended with their template."""
+        self.block_mounts: dict[str, dict[tuple[str, str], str]] = {}
+        """Per frontend qube: (backend, port) -> the name under ``/dev`` of the block device attached to it."""
 
     # -- lifecycle of the backend ---------------------------------------------------------------
 
@@ -387,6 +402,7 @@ class Roots:
                 LOG.error("roots: the updates proxy forwarder of %s could not listen: %s", qube.name, exc)
         with open(os.path.join(self.daemon_dir, f"qrexec.{qube.name}"), "w", encoding="ascii") as handle:
             handle.write(f"{run.init}\n")
+        self._bind_attached(qube)
 
     # -- the updates proxy forwarder -----------------------------------------------------------
 
@@ -510,6 +526,10 @@ class Roots:
         self._end(qube.name)
 
     def _end(self, name: str) -> None:
+        for frontend, mounts in list(self.block_mounts.items()):
+            for backend, port in [key for key in mounts if key[0] == name]:
+                self._unbind_block(frontend, backend, port)  # its loop devices go with it
+        self.block_mounts.pop(name, None)  # what was attached to it goes with its mount namespace
         run = self.running.pop(name, None)
         forwarder = self.forwarders.pop(name, None)
         if forwarder is not None:
@@ -574,6 +594,84 @@ class Roots:
                 found[entry] = {"device_id": "0000:0000::?******", "name": inner, "description": inner,
                                 "host_path": f"/proc/{init}/root{inner}"}
         return found
+
+    # -- attached block devices ------------------------------------------------------------------
+
+    def device_attached(self, qube, devclass: str, item: dict) -> None:
+        """A device was attached to a running qube: a qube's block device appears in its root as ``/dev/xvdX``.
+
+        QubesException when it cannot (the attachment fails): the ``frontend-dev`` asked for is taken, none is free.
+        """
+        if devclass == "block":
+            self._bind_block(qube.name, item)
+
+    def device_detached(self, qube, devclass: str, item: dict) -> None:
+        """A device was detached from a qube (or its backend stopped): its ``/dev`` node goes."""
+        if devclass == "block":
+            self._unbind_block(qube.name, item["backend"], item["port_id"])
+
+    def _bind_attached(self, qube) -> None:
+        """At a root's start: block devices already attached to it, or attached elsewhere from it, appear."""
+        for frontend in list(self.dom0.state.domains.values()):
+            if frontend.name not in self.running:
+                continue
+            for item in list(frontend.attached.get("block", [])):
+                if frontend is qube or item["backend"] == qube.name:
+                    try:
+                        self._bind_block(frontend.name, item)
+                    except wire.QubesException as exc:
+                        LOG.error("roots: %s:%s does not appear in %s: %s", item["backend"], item["port_id"],
+                                  frontend.name, exc)
+
+    def _free_device(self, frontend: str, init: int) -> str:
+        taken = set(self.block_mounts.get(frontend, {}).values())
+        for dev in FRONTEND_DEVICES:
+            if dev not in taken and not os.path.lexists(f"/proc/{init}/root/dev/{dev}"):
+                return dev
+        raise wire.QubesException(f"No free block device name left in {frontend} (xvdi to xvdz are taken)")
+
+    def _bind_block(self, frontend: str, item: dict) -> None:
+        front_init, back_init = self.init_of(frontend), self.init_of(item["backend"])
+        info = self.block_devices(item["backend"]).get(item["port_id"])
+        key = (item["backend"], item["port_id"])
+        mounts = self.block_mounts.setdefault(frontend, {})
+        if front_init is None or back_init is None or info is None or key in mounts:
+            return  # no root on one side, or no such loop device (any more): nothing to show
+        options = item.get("options") or {}
+        dev = options.get("frontend-dev") or self._free_device(frontend, front_init)
+        if not dev.replace("-", "").replace("_", "").isalnum():
+            raise wire.QubesValueError(f"Invalid frontend-dev {dev!r}")
+        if dev in mounts.values() or os.path.lexists(f"/proc/{front_init}/root/dev/{dev}"):
+            raise wire.QubesException(f"Block device {dev} already exists in {frontend}")
+        read_only = str(options.get("read-only", "")).lower() in ("true", "yes")
+        target = os.path.join(self.qube_dir(frontend), "mnt", "dev", dev)  # in its namespace (a chroot)
+        why = self._crossmount("attach", str(back_init), f"/proc/{back_init}/root{info['name']}", str(front_init),
+                               target, "ro" if read_only else "rw")
+        if why:
+            raise wire.QubesException(f"Cannot attach {key[0]}:{key[1]} to {frontend} as {dev}: {why}")
+        mounts[key] = dev
+        LOG.info("roots: %s:%s appears in %s as /dev/%s%s", key[0], key[1], frontend, dev,
+                 " (read-only)" if read_only else "")
+
+    def _unbind_block(self, frontend: str, backend: str, port: str) -> None:
+        dev = self.block_mounts.get(frontend, {}).pop((backend, port), None)
+        init = self.init_of(frontend)
+        if dev is None or init is None:
+            return
+        target = os.path.join(self.qube_dir(frontend), "mnt", "dev", dev)
+        why = self._crossmount("detach", str(init), target)
+        if why:
+            LOG.error("roots: /dev/%s of %s stays: %s", dev, frontend, why)
+
+    @staticmethod
+    def _crossmount(*args: str) -> str:
+        """Run :mod:`rehearsal.crossmount` (it enters mount namespaces, which this threaded process cannot): why it failed, or ""."""
+        try:
+            result = subprocess.run([sys.executable, "-I", CROSSMOUNT, *args], capture_output=True, text=True,
+                                    timeout=30, check=False)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return str(exc)
+        return "" if result.returncode == 0 else (result.stderr.strip() or f"exit status {result.returncode}")
 
     def user_entry(self, name: str, user: str) -> tuple[int, int, str, str] | None:
         """(uid, gid, home, shell) of a user in a running qube's /etc/passwd."""
