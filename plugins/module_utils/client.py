@@ -404,7 +404,7 @@ class AdminClient:
         """``admin.pool.Info``."""
         return formats.parse_kv_lines(self.call("admin.pool.Info", "dom0", pool))
 
-    # -- devices (R4.3: Assign/Unassign/Assigned/Set.assignment; R4.2: Attach persistent/List/Set.persistent) --
+    # -- devices (R4.3: Assign/Unassign/Assigned/Set.assignment, Attach/Attached/Detach; R4.2: Attach/List/Set.persistent) --
 
     @staticmethod
     def device_arg(backend: str, port: str, device_id: str | None = None) -> str:
@@ -435,8 +435,12 @@ class AdminClient:
 
     def device_assigned(self, vm: str, devclass: str) -> list[dict]:
         """``admin.vm.device.<class>.Assigned`` (R4.3): the assignments' fields (``_opt`` keys are options)."""
+        return self._assignment_lines(f"admin.vm.device.{devclass}.Assigned", vm)
+
+    def _assignment_lines(self, method: str, vm: str) -> list[dict]:
+        """R4.3 listing lines ``<backend>+<port>:<device id> key='value' ...``, each as its fields."""
         out = []
-        for line in formats.parse_lines(self.call(f"admin.vm.device.{devclass}.Assigned", vm)):
+        for line in formats.parse_lines(self.call(method, vm)):
             head, _sep, rest = line.partition(" ")
             backend, _sep, ident = head.partition("+")
             port, _sep, device_id = ident.partition(":")
@@ -444,6 +448,23 @@ class AdminClient:
             fields.update(formats.parse_device_properties(rest))
             out.append(fields)
         return out
+
+    def device_attached(self, vm: str, devclass: str) -> list[dict]:
+        """``admin.vm.device.<class>.Attached`` (R4.3): what is attached now, fields as :meth:`device_assigned`.
+
+        A manual attachment (``qvm-device attach``) has ``mode`` ``manual``; a device attached because of an
+        assignment has the assignment's mode.
+        """
+        return self._assignment_lines(f"admin.vm.device.{devclass}.Attached", vm)
+
+    def device_attach_now(self, vm: str, devclass: str, backend: str, port: str, device_id: str,
+                          options: dict[str, str]) -> None:
+        """``admin.vm.device.<class>.Attach`` (R4.3): attach until the qube stops (mode ``manual``)."""
+        items = [("device_id", device_id), ("port_id", port), ("devclass", devclass), ("backend_domain", backend),
+                 ("mode", "manual"), ("frontend_domain", vm)]
+        items += [(f"_{key}", value) for key, value in options.items()]
+        self.call(f"admin.vm.device.{devclass}.Attach", vm, self.device_arg(backend, port, device_id),
+                  formats.render_device_properties(items))
 
     def device_assign(self, vm: str, devclass: str, backend: str, port: str, device_id: str, mode: str,
                       options: dict[str, str]) -> None:
@@ -481,9 +502,10 @@ class AdminClient:
                            + (["persistent=True"] if persistent else []))
         self.call(f"admin.vm.device.{devclass}.Attach", vm, f"{backend}+{port}", payload)
 
-    def device_detach(self, vm: str, devclass: str, backend: str, port: str) -> None:
-        """``admin.vm.device.<class>.Detach`` (R4.2 form of the argument)."""
-        self.call(f"admin.vm.device.{devclass}.Detach", vm, f"{backend}+{port}")
+    def device_detach(self, vm: str, devclass: str, backend: str, port: str, device_id: str | None = None) -> None:
+        """``admin.vm.device.<class>.Detach``: ``backend+port`` (R4.2 form), or with R4.3's ``device_id``."""
+        arg = self.device_arg(backend, port, device_id) if device_id is not None else f"{backend}+{port}"
+        self.call(f"admin.vm.device.{devclass}.Detach", vm, arg)
 
     def device_set_persistent(self, vm: str, devclass: str, backend: str, port: str, persistent: bool) -> None:
         """``admin.vm.device.<class>.Set.persistent`` (R4.2)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 import traceback
 
-from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
+from ansible_collections.corral.qubes.plugins.module_utils import attach, client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, firewall, flows, hardware, os_install, policy_client
 from ansible_collections.corral.qubes.plugins.module_utils import policy_files, schema, wire
 from ansible_collections.corral.qubes.plugins.module_utils import layout as layout_mod
@@ -128,6 +128,7 @@ ARGUMENT_SPECS = {
         features_only={"type": "list", "elements": "str"},
     ),
     "os_install": os_install.ARGUMENT_SPEC,
+    "attach": attach.ARGUMENT_SPEC,
 }
 
 
@@ -183,6 +184,8 @@ def _converge(kind: str, reader: engine.Reader, params: dict, check_mode: bool, 
             plan = _plan_firewall(reader, params, check_mode)
         elif kind == "devices":
             plan = devices.plan_devices(reader, params, check_mode)
+        elif kind == "attach":
+            plan = attach.plan_attach(reader, params)
         else:
             plan = engine.plan_prefs(reader, params["properties"])
     except engine.PlanError as exc:
@@ -205,7 +208,7 @@ def _converge(kind: str, reader: engine.Reader, params: dict, check_mode: bool, 
     if kind == "qube":
         if plan.summary:
             result["qube"] = plan.summary
-    elif kind in ("firewall", "devices"):
+    elif kind in ("firewall", "devices", "attach"):
         result.update(plan.summary)
     else:
         current = reader.client.property_get_all(None) if applied else reader.props(None)

@@ -65,6 +65,10 @@ def layout_check(**args) -> dict:
     return {"corral.qubes.layout_check": args}
 
 
+def attach(**args) -> dict:
+    return {"corral.qubes.attach": args}
+
+
 NIC = {"class": "pci", "device": "dom0:00_19.0"}
 PROFILE = {"name": "t420s", "memory_mib": 16384, "cores": 2, "threads": 4, "vtx": True, "vtd": True}
 
@@ -122,13 +126,19 @@ CASES = [
     os_install(name="no-such-qube", answer_file="<unattend/>", state="status"),
     os_install(name="work", answer_file="<unattend/>", state="gone"),
     os_install(name="work"),
+    attach(name="work", device="sys-net:loop0", state="detached"),
+    attach(name="work", device="work:loop0"),
+    attach(name="work", device="sys-firewall"),
+    attach(name="work", device="sys-net:loop0", options={"read-only": True}),
+    attach(name="work", device="sys-firewall:loop0", **{"class": "usb"}),
 ]
 
 # A qubesd (and policy admin service) whose every reply is unreadable: an unexpected exception in each module.
 GARBLED = [qube("work", **WORK), prefs(clockvm="sys-firewall"), firewall(**WHITELIST), policy(**FLOWS),
            audit(matrix={"work": []}), info(), devices(name="work", devices=[NIC]), hardware(profile=PROFILE),
            template(names=["debian-12-minimal"]), layout_check(layout={"work": {}}),
-           os_install(name="work", answer_file="<unattend/>", state="status")]
+           os_install(name="work", answer_file="<unattend/>", state="status"),
+           attach(name="work", device="sys-net:loop0", state="detached")]
 
 
 @pytest.fixture
@@ -203,6 +213,10 @@ def test_every_module_reports_the_same_both_ways(both_ways):
     assert {38, 39, 40} <= failed and "fedora-42-xfce" in results[38]["msg"]  # the close name suggested
     assert 41 not in failed and {42, 43} <= failed
     assert [problem["path"] for problem in results[42]["problems"]] == ["qubes_layout.work.lable", "qubes_tasks[0].domain"]
+    attach_cases = results[-5:]
+    assert not attach_cases[0].get("failed") and not attach_cases[0]["changed"]  # a halted qube has nothing attached
+    assert [result.get("field") for result in attach_cases[1:]] == ["device", "device", "name", None]
+    assert all(result["failed"] for result in attach_cases[1:])
     # the module path really ran as a module process, and the in-process path did not
     assert "AnsiballZ_qube" not in in_process.output
 
