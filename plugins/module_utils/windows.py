@@ -11,10 +11,9 @@ No Ansible imports.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
-from ansible_collections.corral.qubes.plugins.module_utils import names
+from ansible_collections.corral.qubes.plugins.module_utils import guest, names
 
 DEFAULTS = {
     "arch": "amd64", "class": "StandaloneVM", "memory": 4096, "vcpus": 2, "root_gib": 40, "qrexec_timeout": 7200,
@@ -31,7 +30,6 @@ PRODUCT_KEY = re.compile(r"^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 COMPUTER_NAME = re.compile(r"^[A-Za-z0-9-]{1,15}$")
 USER_NAME_FORBIDDEN = set('"/\\[]:;|=,+*?<>@')
-NETWORK_KEYS = ("address", "prefix", "gateway", "dns")
 POST_KEYS = ("features", "properties")
 
 
@@ -121,35 +119,11 @@ def check(name: str, raw, locales, time_zones) -> None:
 
 
 def _network(name: str, net) -> None:
-    if not isinstance(net, dict) or set(net) - set(NETWORK_KEYS):
-        raise EntryError(f"{name}.network: expected a dict with any of {', '.join(NETWORK_KEYS)}")
-    for key in ("address", "gateway"):
-        if key in net:
-            try:
-                ipaddress.IPv4Address(str(net[key]))
-            except ValueError:
-                raise EntryError(f"{name}.network.{key}: expected an IPv4 address") from None
-    if "prefix" in net and (isinstance(net["prefix"], bool) or not isinstance(net["prefix"], int)
-                            or not 1 <= net["prefix"] <= 32):
-        raise EntryError(f"{name}.network.prefix: expected a prefix length from 1 to 32")
-    if "dns" in net:
-        try:
-            [ipaddress.IPv4Address(str(server)) for server in net["dns"]]
-        except (TypeError, ValueError):
-            raise EntryError(f"{name}.network.dns: expected a list of IPv4 addresses") from None
+    error = guest.network_error(net)
+    if error:
+        raise EntryError(f"{name}.network{error[0]}: {error[1]}")
 
 
 def network(w: dict, properties: dict) -> dict:
-    """The guest's static settings: the qube's Qubes IP, gateway and DNS (``/8``, as Qubes advises), then overrides.
-
-    ``properties`` are the qube's as corral.qubes.qube_info details them (``{name: {value: ...}}``); empty for a
-    qube not made yet (check mode). A qube without network (no ``ip``) gets an empty address: the answer file
-    then leaves its TCP/IP settings out.
-    """
-    def value(prop):
-        return (properties.get(prop) or {}).get("value") or ""
-    dns = value("dns").split() if isinstance(value("dns"), str) else list(value("dns"))
-    net = {"address": value("ip"), "prefix": 8, "gateway": value("visible_gateway"),
-           "dns": dns or ["10.139.1.1", "10.139.1.2"]}
-    net.update(w.get("network") or {})
-    return net
+    """The guest's static settings (:func:`guest.static_network`) with the entry's ``network`` overrides."""
+    return guest.static_network(w.get("network") or {}, properties)
