@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The role corral.qubes.windows against fresh rehearsal dom0s (R4.3 and R4.2) whose qubes run on real roots.
 
-The user's Windows ISO is a stand-in the tests make (windows_media.py), put in a qube's home; the answer-file ISO
+The user's Windows ISO is a stand-in the tests make (install_media.py), put in a qube's home; the answer-file ISO
 is built by xorriso inside the offline media qube, through the qrexec connection; the rehearsal's HVM installer
 stand-in reads both images behind the CD-ROMs the role attaches, checks the answer file and "installs". What the
 media held is read back from the images themselves, the answer file against tests/data/unattend.xsd.
@@ -22,9 +22,9 @@ import yaml
 from harness import QREXEC_CLIENT
 from playbook import BIN, ROOT, ansible_env
 from rehearsal import installer, network, roots, rootfs
-import windows_media
+import install_media
 
-REASONS = roots.unavailable() + windows_media.missing()
+REASONS = roots.unavailable() + install_media.missing()
 pytestmark = pytest.mark.skipif(bool(REASONS), reason=f"qube roots and ISO tools: {'; '.join(REASONS)}")
 NETWORK = not network.unavailable()
 FEATURE = "corral-windows-install"
@@ -48,9 +48,9 @@ def windows_lab(dom0_factory, release: str, plain_iso: bool = False):
     client.create("AppVM", "untrusted", "red")
     client.start("untrusted")
     home = pathlib.Path(dom0.state_dir) / "qubes" / "untrusted" / "private" / "home" / "user"
-    dom0.iso_sha256 = windows_media.make_windows_iso(home / "win7.iso")
+    dom0.iso_sha256 = install_media.make_windows_iso(home / "win7.iso")
     if plain_iso:
-        windows_media.make_windows_iso(home / "plain.iso", bootable=False)
+        install_media.make_windows_iso(home / "plain.iso", bootable=False)
     client.shutdown("untrusted", wait=True)
     return dom0
 
