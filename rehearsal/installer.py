@@ -6,7 +6,9 @@ its disks (``virt_mode`` hvm, ``kernel`` empty) starts with CD-ROMs attached
 (R4.3: block assignments with ``devtype=cdrom``; R4.2: block attachments with
 ``devtype=cdrom``), it reads the real ISO images behind them (the files a
 backend qube set up with ``losetup``, :meth:`rehearsal.roots.Roots.block_devices`)
-with pycdlib, and plays Windows setup:
+with pycdlib, and plays the installer it finds there (:data:`SETUPS`).
+
+Windows setup:
 
 * a bootable medium (El Torito) with ``sources/install.wim`` is the Windows
   medium; without one the firmware finds no bootable device and the qube stays
@@ -21,6 +23,24 @@ with pycdlib, and plays Windows setup:
   link: a wrong address really breaks its network) and the guest powers off,
   as its last first-logon command asks.
 
+FreeBSD's bsdinstall (:func:`freebsd_setup`):
+
+* a bootable medium with ``usr/freebsd-dist/MANIFEST`` is a FreeBSD one;
+  without ``etc/installerconfig`` the installer's menu waits for the user;
+* the install script is checked as bsdinstall would meet it: ``sh -n`` on the
+  whole file (a syntax error stops it), the preamble's assignments (the stand-in
+  reads only ``NAME=value`` and ``export NAME=value`` lines there, where
+  bsdinstall would source any shell), ``PARTITIONS`` (``DEFAULT`` or a layout of
+  the disk the guest sees, ``ada0``), every set of ``DISTRIBUTIONS`` (default
+  ``kernel.txz base.txz``) listed in the medium's MANIFEST and present (the
+  installer has no network to fetch one), and the disk's size;
+* the script's ``sysrc`` lines make the new system's rc.conf: the host name,
+  ``ifconfig_xn0`` (the guest's only network interface: FreeBSD's Xen driver,
+  which gets no DHCP in Qubes, so ``DHCP`` or another interface leaves the guest
+  without an address), ``defaultrouter``; ``nameserver`` lines its resolv.conf;
+* a good script "installs" after ``delay`` seconds, and bsdinstall's reboot at
+  the end powers the qube off (Qubes ends a domain that reboots).
+
 What happened is written to ``STATE/qubes/NAME/installer.log`` (the qube's
 screen).  Installed guests boot from disk afterwards with no media needed.
 """
@@ -34,6 +54,9 @@ import io
 import ipaddress
 import logging
 import os
+import re
+import shlex
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 
@@ -59,7 +82,8 @@ def boots_from_disk(dom0, qube) -> bool:
 def guest_link(dom0, qube):
     """How the guest configures its end of the network link (see :func:`rehearsal.netns.link`).
 
-    ``(address, prefix, gateway)`` for an HVM whose system this stand-in installed with static settings;
+    ``(address, prefix, gateway)`` for an HVM whose system this stand-in installed with static settings
+    (``("", 0, "")`` when that system set no address);
     ``None`` (as Qubes configures it) otherwise: qubes with a kernel of dom0's, an installed guest that takes
     DHCP (an HVM's emulated card gets the Qubes address from its stubdomain), and HVMs this stand-in never
     installed, which keep the rehearsal's usual configuration as though their system took the Qubes address.
@@ -69,6 +93,8 @@ def guest_link(dom0, qube):
     net = (qube.guest or {}).get("network")
     if net is None or net.get("dhcp"):
         return None
+    if net.get("none"):
+        return ("", 0, "")  # the guest set no address: its end of the link is up, with nothing on it
     return (net["address"], int(net["prefix"]), net.get("gateway") or "")
 
 
@@ -173,10 +199,16 @@ class Medium:
     files: dict
     """Lower-case path -> size."""
     answer: bytes | None
+    texts: dict = dataclasses.field(default_factory=dict)
+    """Lower-case path -> contents, for the files an installer reads (:data:`TEXTS`)."""
+
+
+TEXTS = ("/autounattend.xml", "/etc/installerconfig", "/usr/freebsd-dist/manifest")
+"""Files an installer reads from its media: Windows setup's answer file, bsdinstall's script and set list."""
 
 
 def read_medium(path: str, port: str) -> Medium:
-    """An ISO image read with pycdlib: El Torito boot record, file sizes, ``autounattend.xml``."""
+    """An ISO image read with pycdlib: El Torito boot record, file sizes and the files of :data:`TEXTS`."""
     import pycdlib  # pylint: disable=import-outside-toplevel  # only the installer needs it
 
     iso = pycdlib.PyCdlib()
@@ -186,24 +218,22 @@ def read_medium(path: str, port: str) -> Medium:
         facade_kind = ("udf_path" if iso.has_udf() else "rr_path" if iso.has_rock_ridge()
                        else "joliet_path" if iso.has_joliet() else "iso_path")
         files = {}
-        answer_path = None
+        texts = {}
         for dirpath, _dirs, names in iso.walk(**{facade_kind: "/"}):
             for name in names:
                 full = (dirpath.rstrip("/") + "/" + name)
                 clean = full.split(";")[0].lower()
                 record = iso.get_record(**{facade_kind: full})
                 files[clean] = record.get_data_length()
-                if clean == "/autounattend.xml":
-                    answer_path = full
-        answer = None
-        if answer_path is not None:
-            out = io.BytesIO()
-            iso.get_file_from_iso_fp(out, **{facade_kind: answer_path})
-            answer = out.getvalue()
+                if clean in TEXTS:
+                    out = io.BytesIO()
+                    iso.get_file_from_iso_fp(out, **{facade_kind: full})
+                    texts[clean] = out.getvalue()
+        answer = texts.get("/autounattend.xml")
         bootable = getattr(iso, "eltorito_boot_catalog", None) is not None
     finally:
         iso.close()
-    return Medium(port, bootable, files, answer)
+    return Medium(port, bootable, files, answer, texts)
 
 
 @dataclasses.dataclass
@@ -236,7 +266,131 @@ def windows_setup(media: list[Medium], disk_size: int) -> Install | None:
                    USED[setup["arch"]] + windows[0].files["/sources/install.wim"], setup["shutdown"])
 
 
-SETUPS = (windows_setup,)
+FREEBSD_USED = 2 * GiB
+"""Used space on the root volume after bsdinstall (the sets extracted, the default layout's swap): a stand-in figure."""
+FREEBSD_NEEDS = 3 * GiB // 2
+"""The smallest disk the stand-in's bsdinstall takes (the FreeBSD handbook's minimum for a system without desktop)."""
+FREEBSD_DISKS = ("ada0",)
+"""The disks the guest sees: its root volume (further volumes would follow)."""
+FREEBSD_INTERFACE = "xn0"
+"""The guest's network interface: FreeBSD's Xen network driver takes over the HVM's network card."""
+ASSIGNMENT = re.compile(r"^(export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+
+def _sh_syntax(text: bytes) -> str | None:
+    """``sh -n``'s complaint about a script, or None."""
+    done = subprocess.run(["sh", "-n"], input=text, capture_output=True, check=False, timeout=30)
+    if done.returncode == 0:
+        return None
+    return done.stderr.decode("utf-8", "replace").strip() or "syntax error"
+
+
+def _preamble(lines: list[str]) -> dict:
+    """The variables a preamble sets; :class:`SetupError` for a line the stand-in cannot read."""
+    found = {}
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        match = ASSIGNMENT.match(text)
+        if match is None:
+            raise SetupError(f"the stand-in reads only assignments in the preamble; line {number} is {text!r}")
+        try:
+            words = shlex.split(match.group(3))
+        except ValueError as exc:
+            raise SetupError(f"line {number} of the preamble: {exc}") from None
+        found[match.group(2)] = " ".join(words)
+    return found
+
+
+def _partitions(value: str) -> None:
+    disk = value.split()[0] if value.split() else ""
+    if disk != "DEFAULT" and disk not in FREEBSD_DISKS:
+        raise SetupError(f"PARTITIONS names disk {disk!r}; the guest's disks are {', '.join(FREEBSD_DISKS)}")
+    if value.count("{") != value.count("}"):
+        raise SetupError(f"PARTITIONS {value!r}: unbalanced braces")
+
+
+def _rc_conf(script: list[str]) -> dict:
+    """What the script's ``sysrc`` lines write to rc.conf."""
+    conf = {}
+    for line in script:
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            continue
+        if words[:1] == ["sysrc"]:
+            for word in words[1:]:
+                name, sep, value = word.partition("=")
+                if sep and not name.startswith("-"):
+                    conf[name] = value
+    return conf
+
+
+def _freebsd_network(conf: dict, script: list[str]) -> tuple[dict, str]:
+    """The guest's network from rc.conf and resolv.conf lines, and what the stand-in says of it."""
+    interfaces = sorted(key[len("ifconfig_"):] for key in conf if key.startswith("ifconfig_"))
+    setting = conf.get(f"ifconfig_{FREEBSD_INTERFACE}")
+    if setting is None:
+        return {"none": True}, f"no address: rc.conf configures {', '.join(interfaces) or 'no interface'}, the " \
+                               f"guest has {FREEBSD_INTERFACE}"
+    words = setting.split()
+    if not words or words[0].upper() in ("DHCP", "SYNCDHCP"):
+        return {"none": True}, f"no address: {FREEBSD_INTERFACE} asks for DHCP, which Xen's network driver does " \
+                               "not get in Qubes"
+    try:
+        if words[0] != "inet":
+            raise ValueError(words[0])
+        if len(words) >= 4 and words[2] == "netmask":
+            parsed = ipaddress.IPv4Interface(f"{words[1]}/{words[3]}")
+        else:
+            parsed = ipaddress.IPv4Interface(words[1])
+    except (ValueError, IndexError):
+        raise SetupError(f"ifconfig_{FREEBSD_INTERFACE}={setting!r} is not 'inet ADDRESS/PREFIX'") from None
+    dns = [m.group(1) for m in (re.match(r"^\s*nameserver\s+(\S+)", line) for line in script) if m]
+    net = {"address": str(parsed.ip), "prefix": parsed.network.prefixlen, "gateway": conf.get("defaultrouter"),
+           "dns": dns}
+    return net, f"{FREEBSD_INTERFACE} {parsed.with_prefixlen} via {net['gateway'] or 'no router'}"
+
+
+def freebsd_setup(media: list[Medium], disk_size: int) -> Install | None:
+    """bsdinstall: None when no medium is a FreeBSD one; :class:`SetupError` where it would stop."""
+    freebsd = [m for m in media if m.bootable and "/usr/freebsd-dist/manifest" in m.texts]
+    if not freebsd:
+        return None
+    medium = freebsd[0]  # the firmware boots the first bootable CD-ROM; its root is the installer's
+    config = medium.texts.get("/etc/installerconfig")
+    if config is None:
+        raise SetupError("FreeBSD installer: no /etc/installerconfig; the menu waits for the user (Install, Shell, "
+                         "Live CD)")
+    complaint = _sh_syntax(config)
+    if complaint:
+        raise SetupError(f"bsdinstall: the install script does not parse: {complaint}")
+    lines = config.decode("utf-8", "replace").splitlines()
+    cut = next((i for i, line in enumerate(lines) if line.startswith("#!")), len(lines))
+    variables = _preamble(lines[:cut])
+    script = lines[cut + 1:]
+    _partitions(variables.get("PARTITIONS", "DEFAULT"))
+    listed = {line.split("\t")[0]: line for line in medium.texts["/usr/freebsd-dist/manifest"].decode(
+        "utf-8", "replace").splitlines() if line.strip()}
+    sets = variables.get("DISTRIBUTIONS", "kernel.txz base.txz").split()
+    for name in sets:
+        if name not in listed or f"/usr/freebsd-dist/{name}" not in medium.files:
+            raise SetupError(f"bsdinstall: distribution {name} is not on the media (MANIFEST lists "
+                             f"{', '.join(sorted(listed))}) and the installer has no network to fetch it")
+    if disk_size < FREEBSD_NEEDS:
+        raise SetupError(f"bsdinstall: the disk is {disk_size / GiB:.1f} GB, too small for FreeBSD")
+    conf = _rc_conf(script)
+    net, said = _freebsd_network(conf, script)
+    guest = {"os": "FreeBSD", "hostname": conf.get("hostname"), "network": net, "sets": sets,
+             "sshd": conf.get("sshd_enable", "NO").upper() == "YES",
+             "root_password": any("pw usermod root" in line and " -H" in line for line in script)}
+    return Install(f"bsdinstall: installing {' '.join(sets)} from {medium.port} with /etc/installerconfig "
+                   f"(sha256 {hashlib.sha256(config).hexdigest()[:12]}); network: {said}", guest,
+                   FREEBSD_USED + sum(medium.files[f"/usr/freebsd-dist/{name}"] for name in sets), True)
+
+
+SETUPS = (windows_setup, freebsd_setup)
 """The installers the stand-in knows, tried in order on a starting HVM's media (each: media, disk size ->
 :class:`Install` or None, or :class:`SetupError`)."""
 

@@ -109,7 +109,7 @@ def link(inner: str, inner_ip: str, outer: str, outer_if: str, gateway: str, gue
     ``gateway`` (on-link); ``outer`` gets ``outer_if`` with ``gateway/32``
     and a host route back to ``inner_ip``.  A guest that configures its
     network itself (an OS without a Qubes agent) gives ``guest`` as
-    ``(address, prefix, its gateway)``; the outer side stays as Qubes makes it.
+    ``(address, prefix, its gateway)`` (an empty address: it set none); the outer side stays as Qubes makes it.
     """
     run(["ip", "link", "add", "eth0", "netns", inner, "type", "veth", "peer", "name", outer_if, "netns", outer])
     ip_batch(outer, [f"addr add {gateway}/32 dev {outer_if}", f"link set {outer_if} up",
@@ -117,8 +117,8 @@ def link(inner: str, inner_ip: str, outer: str, outer_if: str, gateway: str, gue
     if guest is None:
         guest = (inner_ip, 32, gateway)
     address, prefix, guest_gateway = guest
-    commands = [f"addr add {address}/{prefix} dev eth0", "link set eth0 up"]
-    if guest_gateway:
+    commands = ([f"addr add {address}/{prefix} dev eth0"] if address else []) + ["link set eth0 up"]
+    if address and guest_gateway:
         commands.append(f"route replace default via {guest_gateway} dev eth0 onlink")
     ip_batch(inner, commands)
 
