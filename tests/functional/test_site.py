@@ -14,7 +14,7 @@ import yaml
 
 from playbook import BIN, ROOT, ansible_env
 from rehearsal import network, rootfs, roots
-import windows_media
+import install_media
 
 
 REASONS = roots.unavailable() + network.unavailable()
@@ -123,21 +123,27 @@ def test_site_installs_the_templates_then_converges_without_qvm_template(dom0, t
 
 
 @needs_roots
-def test_site_installs_windows_in_work_once_its_iso_and_secrets_are_given(dom0, tmp_path):
-    """The reference inventory's Windows entry (windows.yml), switched on as a user does, with the ISO and the secrets
-    in a vars file: check mode says what it would install and changes nothing; the run installs Windows in work; the
-    next run is a no-op in which the qubes role and the windows role agree on work; no secret is anywhere."""
+def test_site_installs_windows_and_freebsd_once_their_isos_and_secrets_are_given(dom0, tmp_path):
+    """The reference inventory's Windows and FreeBSD entries (windows.yml, bsd.yml), switched on as a user does, with
+    the ISOs and the secrets in a vars file: check mode says what it would install and changes nothing; the run
+    installs Windows in work and FreeBSD in bsd; the next run is a no-op in which the qubes role and the OS roles
+    agree on both qubes; no secret is anywhere."""
     assert site(dom0, tmp_path).returncode == 0  # the layout, untrusted and work (an HVM shell) among its qubes
     client = dom0.client()
     client.start("untrusted")
     home = pathlib.Path(dom0.state_dir) / "qubes" / "untrusted" / "private" / "home" / "user"
-    sha256 = windows_media.make_windows_iso(home / "win7.iso")
+    sha256 = install_media.make_windows_iso(home / "win7.iso")
+    bsd_sha256 = install_media.make_freebsd_iso(home / "FreeBSD.iso")
     client.shutdown("untrusted", wait=True)
     secrets = {"windows_work_password": "Site-user-S3cret", "windows_work_admin_password": "Site-admin-S3cret",
-               "windows_work_product_key": "QW7RT-YU8PK-MN3BV-CX2ZL-9HJKD"}
+               "windows_work_product_key": "QW7RT-YU8PK-MN3BV-CX2ZL-9HJKD",
+               "bsd_root_password_hash": "$6$siteBSDsalt$" + "S1te" * 21 + "Hh"}
     vault = tmp_path / "vault.yml"
     vault.write_text(yaml.safe_dump({"windows_work_iso": {"qube": "untrusted", "path": "/home/user/win7.iso",
-                                                          "sha256": sha256}, "windows_poll": 1, **secrets}))
+                                                          "sha256": sha256},
+                                     "bsd_iso": {"qube": "untrusted", "path": "/home/user/FreeBSD.iso",
+                                                 "sha256": bsd_sha256},
+                                     "windows_poll": 1, "bsd_poll": 1, **secrets}))
     log_path = tmp_path / "ansible.log"
     env = {"ANSIBLE_LOG_PATH": str(log_path)}
 
@@ -145,15 +151,19 @@ def test_site_installs_windows_in_work_once_its_iso_and_secrets_are_given(dom0, 
     check = site(dom0, tmp_path, "-e", f"@{vault}", "--check", "--diff", env=env)
     assert check.returncode == 0 and "failed=0" in check.stdout, check.stdout + check.stderr
     assert "work: would install from untrusted:/home/user/win7.iso" in check.stdout
+    assert "bsd: would install from untrusted:/home/user/FreeBSD.iso" in check.stdout
     # nothing written, and no qrexec call into a qube (the policy reads go to dom0's policy admin service)
     assert dom0.writes_since(mark) == []
     assert [call for call in dom0.qrexec_calls()[qrexec_mark:] if call["final"] != "dom0"] == []
     assert "corral-windows-install" not in client.feature_list("work")
+    assert "corral-bsd-install" not in client.feature_list("bsd")
 
     first = site(dom0, tmp_path, "-e", f"@{vault}", "--diff", "-v", env=env)
     assert first.returncode == 0 and "failed=0" in first.stdout, first.stdout + first.stderr
     assert client.feature_get("work", "corral-windows-install").startswith("pbkdf2-sha256:")
     assert client.property_get("work", "label").value == "blue"  # the layout's, which the entry repeats
+    assert client.feature_get("bsd", "corral-bsd-install").startswith("pbkdf2-sha256:")
+    assert client.property_get("bsd", "label").value == "purple"
 
     mark, qrexec_mark = dom0.mark(), len(dom0.qrexec_calls())
     again = site(dom0, tmp_path, "-e", f"@{vault}", "--diff", env=env)
@@ -163,7 +173,7 @@ def test_site_installs_windows_in_work_once_its_iso_and_secrets_are_given(dom0, 
     assert not [call for call in calls if call["method"] in ("admin.vm.Start", "admin.vm.Unpause")]
     assert [call for call in dom0.qrexec_calls()[qrexec_mark:] if call["final"] != "dom0"] == []
     qubes = len(client.list_vms()) - 1
-    print(f"no-op site.yml with Windows: {len(calls)} calls for {qubes} qubes")
+    print(f"no-op site.yml with Windows and FreeBSD: {len(calls)} calls for {qubes} qubes")
     assert len(calls) <= 10 * qubes
 
     logs = (pathlib.Path(dom0.call_log).read_text() + pathlib.Path(dom0.qrexec_log).read_text()
