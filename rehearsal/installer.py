@@ -245,6 +245,9 @@ class Install:
     """``os``, ``network`` (``{"dhcp": True}`` or address, prefix, gateway, dns) and what else the system is."""
     used: int
     powers_off: bool
+    reboots: tuple[str, ...] = ()
+    """What each later boot from the disk does, in order, when the installer reboots on the way: each reboot powers
+    the qube off (Qubes ends a domain that reboots), and the install goes on only when the qube is started again."""
 
 
 def windows_setup(media: list[Medium], disk_size: int) -> Install | None:
@@ -263,7 +266,14 @@ def windows_setup(media: list[Medium], disk_size: int) -> Install | None:
              "computer_name": setup["computer_name"], "network": setup["network"]}
     return Install(f"Windows setup: installing from {windows[0].port} with the answer file "
                    f"(sha256 {hashlib.sha256(answers[0]).hexdigest()[:12]})", guest,
-                   USED[setup["arch"]] + windows[0].files["/sources/install.wim"], setup["shutdown"])
+                   USED[setup["arch"]] + windows[0].files["/sources/install.wim"], setup["shutdown"], WINDOWS_REBOOTS)
+
+
+WINDOWS_REBOOTS = ("Windows setup goes on from the disk: updating the registry, starting services, installing devices, "
+                   "applying the system settings (specialize)",
+                   "Windows setup prepares the computer for first use; Windows Welcome with the answer file, the "
+                   "first logon and the first-logon commands (oobeSystem)")
+"""Windows 7 setup's boots from the disk: it restarts the computer after copying its files and after the first."""
 
 
 FREEBSD_USED = 2 * GiB
@@ -429,8 +439,13 @@ class Installer:
         return [item for item in items if item.get("options", {}).get("devtype") == "cdrom"]
 
     async def qube_started(self, qube) -> None:
-        """Read the media of an HVM that boots from disk; schedule the install when they hold a good one."""
+        """Read the media of an HVM that boots from disk; schedule the install when they hold a good one, or the
+        next step of an install that rebooted."""
         if qube.klass == "AdminVM" or not boots_from_disk(self.dom0, qube):
+            return
+        if (qube.guest or {}).get("setup_left"):
+            # the disk holds a setup under way: the firmware boots it (a Windows DVD's "press any key" times out)
+            self.pending[qube.name] = asyncio.ensure_future(self._go_on(qube))
             return
         from rehearsal import devices  # pylint: disable=import-outside-toplevel  # devices imports the registry
 
@@ -469,11 +484,43 @@ class Installer:
             if root is not None:
                 root.usage = min(root.size, install.used)
             qube.guest = dict(install.guest)
+            if install.reboots:
+                qube.guest["setup_left"] = list(install.reboots)
+                qube.guest["powers_off"] = install.powers_off
+                self.screen(qube, f"{install.guest['os']} setup copied its files and restarts the computer (Qubes "
+                                  "powers the qube off: start it again)")
+                self.dom0.powered_off_by_guest(qube)
+                return
             if not install.powers_off:
                 self.screen(qube, f"{install.guest['os']} installed; it keeps running (no power-off at the end)")
                 self.dom0.save()
                 return
             self.screen(qube, f"{install.guest['os']} installed; its last step shuts it down")
+            self.dom0.powered_off_by_guest(qube)
+        finally:
+            self.pending.pop(qube.name, None)
+
+    async def _go_on(self, qube) -> None:
+        """The next boot of an install that rebooted: one more step, then a reboot (power-off) or the end."""
+        try:
+            await asyncio.sleep(self.delay)
+            if not qube.is_running or self.dom0.state.domains.get(qube.name) is not qube:
+                return
+            guest = dict(qube.guest)
+            left = list(guest.pop("setup_left"))
+            self.screen(qube, left.pop(0))
+            if left:
+                qube.guest = {**guest, "setup_left": left}
+                self.screen(qube, "setup restarts the computer (Qubes powers the qube off: start it again)")
+                self.dom0.powered_off_by_guest(qube)
+                return
+            powers_off = guest.pop("powers_off", True)
+            qube.guest = guest
+            if not powers_off:
+                self.screen(qube, f"{guest['os']} installed; it keeps running (no power-off at the end)")
+                self.dom0.save()
+                return
+            self.screen(qube, f"{guest['os']} installed; its last step shuts it down")
             self.dom0.powered_off_by_guest(qube)
         finally:
             self.pending.pop(qube.name, None)

@@ -19,7 +19,7 @@ DEFAULTS = {
     "arch": "amd64", "class": "StandaloneVM", "memory": 4096, "vcpus": 2, "root_gib": 40, "qrexec_timeout": 7200,
     "locale": "en-US", "timezone": "UTC", "organization": "", "product_key": None, "system_partition_mib": 100,
     "first_logon_commands": [], "network": {}, "post_install": {}, "reinstall": False, "tools": False,
-    "timeout": 7200,
+    "timeout": 7200, "setup_power_offs": 3,
 }
 REQUIRED = ("iso", "edition", "computer_name", "user", "admin_password")
 KEYS = tuple(sorted(set(DEFAULTS) | set(REQUIRED) | {"label", "netvm"}))
@@ -83,6 +83,8 @@ def check(name: str, raw, locales, time_zones) -> None:
     _int(name, "root_gib", w["root_gib"], MIN_ROOT_GIB[w["arch"]], f"GiB for the root volume ({w['arch']} setup's minimum)")
     _int(name, "qrexec_timeout", w["qrexec_timeout"], 1, "seconds")
     _int(name, "timeout", w["timeout"], 1, "seconds the install may take")
+    _int(name, "setup_power_offs", w["setup_power_offs"], 1, "the times setup powers the qube off, its final "
+         "shutdown included")
     _int(name, "system_partition_mib", w["system_partition_mib"], 100, "MiB for the system partition")
     if w["locale"] not in locales:
         raise EntryError(f"{name}.locale: not a language Windows 7 knows; expected one of {', '.join(locales)} "

@@ -78,9 +78,18 @@ options:
     type: dict
     default: {}
   timeout:
-    description: Seconds to wait for the guest to power itself off before failing (the qube is left running).
+    description: Seconds the whole install may take (up to its last power-off) before failing (the qube is left running).
     type: int
     default: 7200
+  power_offs:
+    description:
+      - How many times the installer powers the qube off, its final shutdown included. Qubes ends a domain whose
+        guest reboots, so each reboot of the installer is a power-off; after each but the last the qube is started
+        again from its disk (the media serve the first boot only), as the Qubes documentation says to do by hand.
+      - Windows 7 setup reboots twice (after copying its files and after its first boot from the disk), then its
+        last first-logon command shuts it down - V(3). FreeBSD's bsdinstall reboots once, at the end - V(1).
+    type: int
+    default: 1
   poll:
     description: Seconds between two power state reads while waiting.
     type: float
@@ -108,6 +117,7 @@ EXAMPLES = r"""
     answer_file: "{{ lookup('template', 'autounattend.xml.j2') }}"
     media: ["untrusted:loop0", "windows-media:loop0"]
     setup_features: {video-model: cirrus}
+    power_offs: 3
     min_root_size: "{{ 20 * 1024 ** 3 }}"
     timeout: 7200
   async: 7300
@@ -142,7 +152,7 @@ power:
   returned: success
   type: str
 waited:
-  description: Seconds the install took until the guest powered off (null when nothing was installed).
+  description: Seconds the install took until the guest's last power-off (null when nothing was installed).
   returned: success
   type: float
 actions:

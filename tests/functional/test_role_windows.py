@@ -130,6 +130,8 @@ def test_windows_is_installed_once_then_a_rerun_reads_only(lab, tmp_path):
     answer = render(lab, "work", values)
     log = installer_log(lab, "work")
     assert f"sha256 {hashlib.sha256(answer.encode()).hexdigest()[:12]}" in log and "shuts it down" in log
+    # setup's two reboots powered the qube off; it was started again from its disk each time, without media
+    assert "(specialize)" in log and "(oobeSystem)" in log and log.index("(specialize)") < log.index("(oobeSystem)")
     xmlschema.XMLSchema11(str(SCHEMA)).validate(answer)
     setup = installer.check_answer(answer.encode(), 30 * 1024 ** 3)
     ip = client.property_get("work", "ip").value
@@ -141,9 +143,11 @@ def test_windows_is_installed_once_then_a_rerun_reads_only(lab, tmp_path):
         assert calls.count("admin.vm.device.block.Assign") == 2 and calls.count("admin.vm.device.block.Unassign") == 2
         assert calls.index("admin.vm.device.block.Assign") < calls.index("admin.vm.Start") < calls.index(
             "admin.vm.device.block.Unassign")
+        assert calls.count("admin.vm.Start") == 3
         assert client.device_assigned("work", "block") == []
     else:
         assert calls.count("admin.vm.device.block.Attach") == 2 and calls.count("admin.vm.device.block.Set.persistent") == 2
+        assert calls.count("admin.vm.Start") == 3
         assert client.device_list("work", "block") == []
     # the loop devices and the secret-holding files are gone from the media qube
     assert inside(lab, "windows-media", "losetup -a; ls /home/user/corral-media").stdout == ""
@@ -260,6 +264,17 @@ def test_a_running_qube_to_install_is_refused_before_any_change(lab43, tmp_path)
         " ".join(run.stdout.split()), run.stdout
     assert lab43.writes_since(mark) == [] and len(lab43.qrexec_calls()) == qrexec_mark
     assert "windows-media" not in power(lab43)
+
+
+def test_a_power_off_count_above_setups_ends_in_a_clear_time_out(lab43, tmp_path):
+    """One power-off more than setup makes: the finished Windows is started again, runs, and the wait says why."""
+    run = play(lab43, tmp_path, {"work": entry(lab43, setup_power_offs=4, timeout=6)})
+    assert run.returncode != 0
+    text = " ".join(run.stdout.split())
+    assert "work did not power off within 6 s (after 3 of the 4 power-offs expected)" in text
+    assert "a desktop: the installer powers the qube off fewer times than expected" in text
+    assert power(lab43)["work"] == "Running" and FEATURE not in lab43.client().feature_list("work")
+    lab43.client().kill("work")
 
 
 def test_without_a_bootable_medium_the_wait_times_out_clearly(lab43, tmp_path):
