@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.corral.qubes.plugins.module_utils import guest, names
+from ansible_collections.corral.qubes.plugins.module_utils import guest
 
 DEFAULTS = {
     "label": "purple", "memory": 1024, "vcpus": 2, "root_gib": 20, "hostname": None, "interface": "xn0",
@@ -24,7 +24,6 @@ KEYS = tuple(sorted(set(DEFAULTS) | set(REQUIRED) | {"netvm"}))
 MIN_ROOT_GIB = 4
 """The smallest root volume the role takes: the base and kernel sets, the default layout's swap, room to grow."""
 MIN_MEMORY = 512
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
 SHA512_CRYPT = re.compile(r"^\$6\$(rounds=\d{4,9}\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}$")
 HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
 INTERFACE = re.compile(r"^[a-z]+[0-9]+$")
@@ -32,11 +31,10 @@ DISTRIBUTION = re.compile(r"^[a-z0-9][a-z0-9-]*\.txz$")
 SSH_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) "
                      r"[A-Za-z0-9+/=]+( [^'\n]*)?$")
 PARTITIONS = re.compile(r"^[A-Za-z0-9{}_ ,./+-]+$")
-POST_KEYS = ("features", "properties")
 
 
-class EntryError(ValueError):
-    """A bad entry; the message names ``name.key``."""
+EntryError = guest.EntryError
+"""A bad entry; the message names ``name.key``."""
 
 
 def entry(name: str, raw: dict) -> dict:
@@ -47,11 +45,6 @@ def entry(name: str, raw: dict) -> dict:
     return merged
 
 
-def _int(name: str, key: str, value, low: int, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise EntryError(f"{name}.{key}: expected {what} (an integer of at least {low})")
-
-
 def _strings(name: str, key: str, value, pattern, what: str) -> None:
     if not isinstance(value, list) or not all(isinstance(v, str) and pattern.match(v) for v in value):
         raise EntryError(f"{name}.{key}: expected a list of {what}")
@@ -59,34 +52,16 @@ def _strings(name: str, key: str, value, pattern, what: str) -> None:
 
 def check(name: str, raw) -> None:
     """Every key of one entry, or :class:`EntryError`."""
-    error = names.vm_name_error(name) if isinstance(name, str) else "not a string"
-    if error:
-        raise EntryError(f"{name!r}: not a qube name ({error})")
-    if not isinstance(raw, dict):
-        raise EntryError(f"{name}: expected a dict of settings")
-    unknown = sorted(set(raw) - set(KEYS))
-    if unknown:
-        raise EntryError(f"{name}.{unknown[0]}: unknown key; expected one of {', '.join(KEYS)}")
-    for key in REQUIRED:
-        if raw.get(key) in (None, "", {}):
-            raise EntryError(f"{name}.{key}: required")
+    guest.check_shape(name, raw, KEYS, REQUIRED)
     b = entry(name, raw)
-    iso = b["iso"]
-    if not isinstance(iso, dict) or set(iso) - {"qube", "path", "sha256"}:
-        raise EntryError(f"{name}.iso: expected a dict with qube, path and sha256")
-    if not isinstance(iso.get("qube"), str) or names.vm_name_error(iso["qube"]) or iso["qube"] == "dom0":
-        raise EntryError(f"{name}.iso.qube: expected the name of the qube that holds the ISO (not dom0)")
-    if not isinstance(iso.get("path"), str) or not iso["path"].startswith("/"):
-        raise EntryError(f"{name}.iso.path: expected the ISO's absolute path in {iso['qube']}")
-    if not isinstance(iso.get("sha256"), str) or not SHA256.match(iso["sha256"].lower()):
-        raise EntryError(f"{name}.iso.sha256: required, 64 hexadecimal digits (the ISO's sha256sum)")
+    guest.check_iso(name, b["iso"])
     if not isinstance(b["root_password_hash"], str) or not SHA512_CRYPT.match(b["root_password_hash"]):
         raise EntryError(f"{name}.root_password_hash: expected a SHA-512 crypt hash ($6$salt$ and 86 characters, "
                          "as `mkpasswd -m sha-512` or `openssl passwd -6` prints), not a password")
-    _int(name, "memory", b["memory"], MIN_MEMORY, "MiB")
-    _int(name, "vcpus", b["vcpus"], 1, "a number of virtual CPUs")
-    _int(name, "root_gib", b["root_gib"], MIN_ROOT_GIB, "GiB for the root volume")
-    _int(name, "timeout", b["timeout"], 1, "seconds the install may take")
+    guest.check_int(name, "memory", b["memory"], MIN_MEMORY, "MiB")
+    guest.check_int(name, "vcpus", b["vcpus"], 1, "a number of virtual CPUs")
+    guest.check_int(name, "root_gib", b["root_gib"], MIN_ROOT_GIB, "GiB for the root volume")
+    guest.check_int(name, "timeout", b["timeout"], 1, "seconds the install may take")
     if not isinstance(b["hostname"], str) or len(b["hostname"]) > 253 or not HOSTNAME.match(b["hostname"]):
         raise EntryError(f"{name}.hostname: expected a host name (labels of letters, digits and '-', dot-separated)")
     if not isinstance(b["interface"], str) or not INTERFACE.match(b["interface"]):
@@ -101,12 +76,8 @@ def check(name: str, raw) -> None:
     commands = b["setup_commands"]
     if not isinstance(commands, list) or not all(isinstance(c, str) and c and "\n" not in c for c in commands):
         raise EntryError(f"{name}.setup_commands: expected a list of shell command lines (one line each)")
-    net_error = guest.network_error(b["network"])
-    if net_error:
-        raise EntryError(f"{name}.network{net_error[0]}: {net_error[1]}")
-    post = b["post_install"]
-    if not isinstance(post, dict) or set(post) - set(POST_KEYS) or not all(isinstance(v, dict) for v in post.values()):
-        raise EntryError(f"{name}.post_install: expected a dict with features and properties (dicts)")
+    guest.check_network(name, b["network"])
+    guest.check_post_install(name, b["post_install"])
     for key in ("reinstall", "sshd"):
         if not isinstance(b[key], bool):
             raise EntryError(f"{name}.{key}: expected true or false")

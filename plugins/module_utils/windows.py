@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.corral.qubes.plugins.module_utils import guest, names
+from ansible_collections.corral.qubes.plugins.module_utils import guest
 
 DEFAULTS = {
     "arch": "amd64", "class": "StandaloneVM", "memory": 4096, "vcpus": 2, "root_gib": 40, "qrexec_timeout": 7200,
@@ -27,14 +27,12 @@ MIN_ROOT_GIB = {"amd64": 20, "x86": 16}
 """The smallest disk Windows 7 setup takes (Microsoft's system requirements)."""
 MIN_MEMORY = {"amd64": 2048, "x86": 1024}
 PRODUCT_KEY = re.compile(r"^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$")
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
 COMPUTER_NAME = re.compile(r"^[A-Za-z0-9-]{1,15}$")
 USER_NAME_FORBIDDEN = set('"/\\[]:;|=,+*?<>@')
-POST_KEYS = ("features", "properties")
 
 
-class EntryError(ValueError):
-    """A bad entry; the message names ``name.key``."""
+EntryError = guest.EntryError
+"""A bad entry; the message names ``name.key``."""
 
 
 def entry(raw: dict) -> dict:
@@ -44,48 +42,26 @@ def entry(raw: dict) -> dict:
     return merged
 
 
-def _int(name: str, key: str, value, low: int, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise EntryError(f"{name}.{key}: expected {what} (an integer of at least {low})")
-
-
 def check(name: str, raw, locales, time_zones) -> None:
     """Every key of one entry, or :class:`EntryError`."""
-    error = names.vm_name_error(name) if isinstance(name, str) else "not a string"
-    if error:
-        raise EntryError(f"{name!r}: not a qube name ({error})")
-    if not isinstance(raw, dict):
-        raise EntryError(f"{name}: expected a dict of settings")
-    unknown = sorted(set(raw) - set(KEYS))
-    if unknown:
-        raise EntryError(f"{name}.{unknown[0]}: unknown key; expected one of {', '.join(KEYS)}")
-    for key in REQUIRED:
-        if raw.get(key) in (None, "", {}):
-            raise EntryError(f"{name}.{key}: required")
+    guest.check_shape(name, raw, KEYS, REQUIRED)
     w = entry(raw)
-    iso = w["iso"]
-    if not isinstance(iso, dict) or set(iso) - {"qube", "path", "sha256"}:
-        raise EntryError(f"{name}.iso: expected a dict with qube, path and sha256")
-    if not isinstance(iso.get("qube"), str) or names.vm_name_error(iso["qube"]) or iso["qube"] == "dom0":
-        raise EntryError(f"{name}.iso.qube: expected the name of the qube that holds the ISO (not dom0)")
-    if not isinstance(iso.get("path"), str) or not iso["path"].startswith("/"):
-        raise EntryError(f"{name}.iso.path: expected the ISO's absolute path in {iso['qube']}")
-    if not isinstance(iso.get("sha256"), str) or not SHA256.match(iso["sha256"].lower()):
-        raise EntryError(f"{name}.iso.sha256: required, 64 hexadecimal digits (the ISO's sha256sum)")
+    guest.check_iso(name, w["iso"])
     if w["arch"] not in MIN_ROOT_GIB:
         raise EntryError(f"{name}.arch: expected one of {', '.join(MIN_ROOT_GIB)}")
     if w["class"] not in ("StandaloneVM", "TemplateVM"):
         raise EntryError(f"{name}.class: expected StandaloneVM or TemplateVM (an HVM with its own root)")
     if not isinstance(w["edition"], str):
         raise EntryError(f"{name}.edition: expected the image name in install.wim, such as 'Windows 7 PROFESSIONAL'")
-    _int(name, "memory", w["memory"], MIN_MEMORY[w["arch"]], f"MiB for a {w['arch']} Windows 7")
-    _int(name, "vcpus", w["vcpus"], 1, "a number of virtual CPUs")
-    _int(name, "root_gib", w["root_gib"], MIN_ROOT_GIB[w["arch"]], f"GiB for the root volume ({w['arch']} setup's minimum)")
-    _int(name, "qrexec_timeout", w["qrexec_timeout"], 1, "seconds")
-    _int(name, "timeout", w["timeout"], 1, "seconds the install may take")
-    _int(name, "setup_power_offs", w["setup_power_offs"], 1, "the times setup powers the qube off, its final "
-         "shutdown included")
-    _int(name, "system_partition_mib", w["system_partition_mib"], 100, "MiB for the system partition")
+    guest.check_int(name, "memory", w["memory"], MIN_MEMORY[w["arch"]], f"MiB for a {w['arch']} Windows 7")
+    guest.check_int(name, "vcpus", w["vcpus"], 1, "a number of virtual CPUs")
+    guest.check_int(name, "root_gib", w["root_gib"], MIN_ROOT_GIB[w["arch"]],
+                    f"GiB for the root volume ({w['arch']} setup's minimum)")
+    guest.check_int(name, "qrexec_timeout", w["qrexec_timeout"], 1, "seconds")
+    guest.check_int(name, "timeout", w["timeout"], 1, "seconds the install may take")
+    guest.check_int(name, "setup_power_offs", w["setup_power_offs"], 1,
+                    "the times setup powers the qube off, its final shutdown included")
+    guest.check_int(name, "system_partition_mib", w["system_partition_mib"], 100, "MiB for the system partition")
     if w["locale"] not in locales:
         raise EntryError(f"{name}.locale: not a language Windows 7 knows; expected one of {', '.join(locales)} "
                          "(windows_extra_locales adds others)")
@@ -111,19 +87,11 @@ def check(name: str, raw, locales, time_zones) -> None:
     commands = w["first_logon_commands"]
     if not isinstance(commands, list) or not all(isinstance(c, str) and c for c in commands):
         raise EntryError(f"{name}.first_logon_commands: expected a list of command lines")
-    _network(name, w["network"])
-    post = w["post_install"]
-    if not isinstance(post, dict) or set(post) - set(POST_KEYS) or not all(isinstance(v, dict) for v in post.values()):
-        raise EntryError(f"{name}.post_install: expected a dict with features and properties (dicts)")
+    guest.check_network(name, w["network"])
+    guest.check_post_install(name, w["post_install"])
     for key in ("reinstall", "tools"):
         if not isinstance(w[key], bool):
             raise EntryError(f"{name}.{key}: expected true or false")
-
-
-def _network(name: str, net) -> None:
-    error = guest.network_error(net)
-    if error:
-        raise EntryError(f"{name}.network{error[0]}: {error[1]}")
 
 
 def network(w: dict, properties: dict) -> dict:
