@@ -14,12 +14,10 @@ import re
 import subprocess
 
 import pytest
-import yaml
 
-from harness import QREXEC_CLIENT
-from playbook import BIN, ROOT, ansible_env
 from rehearsal import network, roots, rootfs
 import install_media
+from os_roles import inside, installer_log, play_role, power
 
 REASONS = roots.unavailable() + install_media.missing()
 pytestmark = pytest.mark.skipif(bool(REASONS), reason=f"qube roots and ISO tools: {'; '.join(REASONS)}")
@@ -64,30 +62,8 @@ def entry(dom0, **overrides) -> dict:
 
 
 def play(dom0, tmp_path, qubes: dict, *args, env: dict | None = None, extra: dict | None = None):
-    """The role with ``qubes`` as bsd_qubes, from a playbook on dom0 (localhost)."""
-    book = tmp_path / "bsd.yml"
-    book.write_text(yaml.safe_dump([{"name": "FreeBSD qubes", "hosts": "localhost", "connection": "local",
-                                     "gather_facts": False, "roles": [{"role": "corral.qubes.bsd"}]}]))
-    values = tmp_path / "bsd-vars.yml"
-    values.write_text(yaml.safe_dump({"bsd_qubes": qubes, "bsd_poll": 1, **(extra or {})}))
-    environment = {**ansible_env(dom0, tmp_path), **(env or {})}
-    argv = [str(BIN / "ansible-playbook"), "-i", "localhost,", str(book), "-e", f"@{values}", *args]
-    return subprocess.run(argv, cwd=ROOT, env=environment, capture_output=True, text=True, check=False, timeout=600)
-
-
-def inside(dom0, qube: str, command: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(QREXEC_CLIENT), "-d", qube, "root:QUBESRPC qubes.VMShell dom0"], input=command,
-                          capture_output=True, text=True, env=dom0.qube_env(), timeout=120, check=False)
-
-
-def power(dom0) -> dict:
-    return {line.split(" ", 1)[0]: line.split("state=")[1].split(" ")[0]
-            for line in dom0.client().call("admin.vm.List", "dom0").splitlines()}
-
-
-def installer_log(dom0, qube: str) -> str:
-    path = pathlib.Path(dom0.state_dir) / "qubes" / qube / "installer.log"
-    return path.read_text() if path.exists() else ""
+    """The role with ``qubes`` as bsd_qubes."""
+    return play_role(dom0, tmp_path, "bsd", {"bsd_qubes": qubes, "bsd_poll": 1, **(extra or {})}, *args, env=env)
 
 
 def boot_records(path: pathlib.Path) -> list[str]:

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
-import subprocess
 
 import jinja2
 import xmlschema
 
 import pytest
-import yaml
 
-from harness import QREXEC_CLIENT
-from playbook import BIN, ROOT, ansible_env
+from playbook import ROOT
 from rehearsal import installer, network, roots, rootfs
 import install_media
+from os_roles import inside, installer_log, play_role, power
 
 REASONS = roots.unavailable() + install_media.missing()
 pytestmark = pytest.mark.skipif(bool(REASONS), reason=f"qube roots and ISO tools: {'; '.join(REASONS)}")
@@ -66,25 +64,8 @@ def entry(dom0, **overrides) -> dict:
 
 
 def play(dom0, tmp_path, qubes: dict, *args, env: dict | None = None, extra: dict | None = None):
-    """The role with ``qubes`` as windows_qubes, from a playbook on dom0 (localhost)."""
-    book = tmp_path / "windows.yml"
-    book.write_text(yaml.safe_dump([{"name": "Windows qubes", "hosts": "localhost", "connection": "local",
-                                     "gather_facts": False, "roles": [{"role": "corral.qubes.windows"}]}]))
-    values = tmp_path / "windows-vars.yml"
-    values.write_text(yaml.safe_dump({"windows_qubes": qubes, "windows_poll": 1, **(extra or {})}))
-    environment = {**ansible_env(dom0, tmp_path), **(env or {})}
-    argv = [str(BIN / "ansible-playbook"), "-i", "localhost,", str(book), "-e", f"@{values}", *args]
-    return subprocess.run(argv, cwd=ROOT, env=environment, capture_output=True, text=True, check=False, timeout=600)
-
-
-def inside(dom0, qube: str, command: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(QREXEC_CLIENT), "-d", qube, "root:QUBESRPC qubes.VMShell dom0"], input=command,
-                          capture_output=True, text=True, env=dom0.qube_env(), timeout=120, check=False)
-
-
-def power(dom0) -> dict:
-    return {line.split(" ", 1)[0]: line.split("state=")[1].split(" ")[0]
-            for line in dom0.client().call("admin.vm.List", "dom0").splitlines()}
+    """The role with ``qubes`` as windows_qubes."""
+    return play_role(dom0, tmp_path, "windows", {"windows_qubes": qubes, "windows_poll": 1, **(extra or {})}, *args, env=env)
 
 
 def render(dom0, qube: str, values: dict) -> str:
@@ -96,15 +77,6 @@ def render(dom0, qube: str, values: dict) -> str:
     template = env.from_string((ROOT / "roles" / "windows" / "templates" / "autounattend.xml.j2").read_text())
     w = windows.entry(values)
     return template.render(w=w, net=windows.network(w, props))
-
-
-def installer_log(dom0, qube: str) -> str:
-    path = pathlib.Path(dom0.state_dir) / "qubes" / qube / "installer.log"
-    return path.read_text() if path.exists() else ""
-
-
-def methods(calls) -> list[str]:
-    return [c["method"] for c in calls]
 
 
 def test_windows_is_installed_once_then_a_rerun_reads_only(lab, tmp_path):
