@@ -47,11 +47,7 @@ ARGUMENT_SPEC = dict(  # the module's, also in tasks.ARGUMENT_SPECS
 
 def parse_device(text) -> tuple[str, str]:
     """``BACKEND:PORT`` -> (backend, port), or a PlanError naming ``device``."""
-    backend, sep, port = str(text or "").partition(":")
-    if (not isinstance(text, str) or not sep or not backend or not port or ":" in port
-            or any(ch.isspace() or ch in "+'" for ch in text)):
-        raise engine.PlanError("device", f"expected BACKEND:PORT such as sys-usb:sda or untrusted:loop0, not {text!r}")
-    return backend, port
+    return devices.split_device("device", text, "sys-usb:sda or untrusted:loop0")
 
 
 def parse_options(devclass: str, raw) -> dict[str, str]:
@@ -64,7 +60,7 @@ def parse_options(devclass: str, raw) -> dict[str, str]:
         if key not in OPTIONS[devclass]:
             raise engine.PlanError(field, f"unknown option for {devclass} devices (known: "
                                           f"{', '.join(OPTIONS[devclass])})")
-        text = _text(field, value)
+        text = devices.option_text(field, value)
         if key == "read-only" and text not in ("True", "False"):
             raise engine.PlanError(field, f"expected true or false, not {value!r}")
         if key == "devtype" and text not in DEVTYPES:
@@ -77,16 +73,6 @@ def parse_options(devclass: str, raw) -> dict[str, str]:
                                               "root, private, volatile and modules): choose xvdi or later")
         texts[key] = text
     return dict(sorted(texts.items()))
-
-
-def _text(field: str, value) -> str:
-    """An option's value as qubesd keeps it: booleans as ``True`` / ``False``, else a short text."""
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    text = str(value) if isinstance(value, (int, str)) else ""
-    if not text or "'" in text or any(ch.isspace() for ch in text):
-        raise engine.PlanError(field, f"expected a boolean or a short text, not {value!r}")
-    return text
 
 
 def shown(item: dict) -> str:

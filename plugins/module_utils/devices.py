@@ -64,12 +64,25 @@ class Wanted:
         return f"{self.backend}:{self.port}"
 
 
-def _option_text(field: str, value) -> str:
+def split_device(field: str, text, example: str = "dom0:00_19.0 or sys-usb:2-1") -> tuple[str, str]:
+    """``BACKEND:PORT`` -> (backend, port), or a PlanError naming ``field``: the one reading of a device's name
+    (assignments, attachments and install media)."""
+    backend, sep, port = str(text or "").partition(":")
+    if (not isinstance(text, str) or not sep or not backend or not port or ":" in port
+            or any(ch.isspace() or ch in "+'" for ch in text)):
+        raise engine.PlanError(field, f"expected BACKEND:PORT such as {example}, not {text!r}")
+    return backend, port
+
+
+def option_text(field: str, value) -> str:
+    """An option's value as qubesd keeps it: booleans as ``True`` / ``False``, else a short text (no quote, no
+    space), or a PlanError naming ``field``."""
     if isinstance(value, bool):
         return "True" if value else "False"
-    if isinstance(value, (int, str)) and str(value) and "'" not in str(value):
-        return str(value)
-    raise engine.PlanError(field, f"expected a boolean or a short text, not {value!r}")
+    text = str(value) if isinstance(value, (int, str)) else ""
+    if not text or "'" in text or any(ch.isspace() for ch in text):
+        raise engine.PlanError(field, f"expected a boolean or a short text, not {value!r}")
+    return text
 
 
 def parse_device(field: str, raw) -> Wanted:
@@ -82,11 +95,7 @@ def parse_device(field: str, raw) -> Wanted:
     devclass = raw.get("class")
     if devclass not in CLASSES:
         raise engine.PlanError(f"{field}.class", f"expected one of {', '.join(CLASSES)}, not {devclass!r}")
-    device = raw.get("device")
-    backend, sep, port = str(device or "").partition(":")
-    if not isinstance(device, str) or not sep or not backend or not port or " " in device or "+" in device:
-        raise engine.PlanError(f"{field}.device", f"expected BACKEND:PORT such as dom0:00_19.0 or sys-usb:2-1, "
-                                                  f"not {device!r}")
+    backend, port = split_device(f"{field}.device", raw.get("device"))
     device_id = raw.get("device_id")
     if device_id is not None and (not isinstance(device_id, str) or not device_id or " " in device_id
                                   or "'" in device_id or "+" in device_id):
@@ -106,7 +115,7 @@ def parse_device(field: str, raw) -> Wanted:
         if key not in OPTIONS[devclass]:
             known = ", ".join(OPTIONS[devclass]) or "none"
             raise engine.PlanError(f"{field}.options.{key}", f"unknown option for {devclass} devices (known: {known})")
-        texts[key] = _option_text(f"{field}.options.{key}", value)
+        texts[key] = option_text(f"{field}.options.{key}", value)
     return Wanted(field, devclass, backend, port, device_id, mode, dict(sorted(texts.items())))
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from ansible_collections.corral.qubes.plugins.module_utils import engine, wire
+from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, wire
 
 CLASSES = ("StandaloneVM", "TemplateVM")
 CDROM_OPTIONS = {"devtype": "cdrom", "read-only": "True"}
@@ -67,11 +67,12 @@ def digest(answer_file: str, qube: str) -> str:
     return f"pbkdf2-sha256:{ROUNDS}:{value.hex()}"
 
 
-def _medium(field: str, text: str) -> tuple[str, str]:
-    backend, sep, port = str(text).partition(":")
-    if not sep or not backend or not port or "+" in port:
-        raise InstallError(field, f"{text!r} is not a block device as QUBE:PORT (for example media:loop0)")
-    return backend, port
+def _medium(field: str, text) -> tuple[str, str]:
+    """A medium's ``QUBE:PORT`` (the reading devices.split_device makes), or an InstallError naming ``field``."""
+    try:
+        return devices.split_device(field, text, "media:loop0")
+    except engine.PlanError as error:
+        raise InstallError(field, f"not a block device as QUBE:PORT: {error.message}") from None
 
 
 class Installer:
@@ -116,7 +117,7 @@ class Installer:
             result.update(installed=True, answer_changed=True, needs_install=bool(params.get("reinstall")))
             if not params.get("reinstall"):
                 self.warnings.append(
-                    f"{self.name}: the answer file changed since the system was installed (feature "
+                    f"{self.name}: the answer file (or install script) changed since the system was installed (feature "
                     f"{params['record_feature']} records another digest); not reinstalled — set reinstall: true "
                     "to install again, which wipes the qube's root disk")
             return result

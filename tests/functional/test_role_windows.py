@@ -151,7 +151,7 @@ def test_a_changed_answer_file_is_reported_and_applied_only_with_reinstall(lab43
     second = play(lab43, tmp_path, {"work": changed})
     assert second.returncode == 0 and "changed=0" in second.stdout, second.stdout
     warned = " ".join((second.stdout + second.stderr).split())
-    assert "work: the answer file changed since the system was installed" in warned and "reinstall: true" in warned
+    assert "work: the answer file (or install script) changed since the system was installed" in warned and "reinstall: true" in warned
     assert lab43.writes_since(mark) == [] and len(lab43.qrexec_calls()) == qrexec_mark
     assert lab43.client().feature_get("work", FEATURE) == record
     third = play(lab43, tmp_path, {"work": dict(changed, reinstall=True)})
