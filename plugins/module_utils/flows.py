@@ -15,6 +15,8 @@ does not declare.  No Ansible imports.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ansible_collections.corral.qubes.plugins.module_utils import policy
 
 DOM0 = "dom0"
@@ -86,21 +88,42 @@ def _rule(service: str, source: str, target: str, action: str) -> dict:
     return rule
 
 
-def system_of(reader) -> dict[str, dict]:
-    """What evaluation needs to know about every qube, read through an engine Reader."""
-    system = {}
-    for name, entry in reader.vms.items():
-        info = {"class": entry.klass, "uuid": entry.uuid}
-        if entry.klass != "AdminVM":
-            props = reader.props(name)
-            info["tags"] = reader.tags(name)
-            for prop in ("default_dispvm", "template"):
-                if prop in props:
-                    info[prop] = props[prop].value or None
-            info["template_for_dispvms"] = props.get("template_for_dispvms") is not None and \
-                props["template_for_dispvms"].value == "True"
-        system[name] = info
-    return system
+class _System(Mapping):
+    """Every qube by name, as evaluation needs it; a qube's properties and tags are read when evaluation first asks
+    about it (the qubes of the flows and the ones their rules lead to), not for every qube of the dom0."""
+
+    def __init__(self, reader):
+        self._reader = reader
+        self._known: dict[str, dict] = {}
+
+    def __getitem__(self, name: str) -> dict:
+        if name not in self._known:
+            entry = self._reader.vms[name]
+            info = {"class": entry.klass, "uuid": entry.uuid}
+            if entry.klass != "AdminVM":
+                props = self._reader.props(name)
+                info["tags"] = self._reader.tags(name)
+                for prop in ("default_dispvm", "template"):
+                    if prop in props:
+                        info[prop] = props[prop].value or None
+                info["template_for_dispvms"] = props.get("template_for_dispvms") is not None and \
+                    props["template_for_dispvms"].value == "True"
+            self._known[name] = info
+        return self._known[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self._reader.vms
+
+    def __iter__(self):
+        return iter(self._reader.vms)
+
+    def __len__(self) -> int:
+        return len(self._reader.vms)
+
+
+def system_of(reader) -> Mapping:
+    """What evaluation needs to know about every qube, read through an engine Reader as evaluation asks."""
+    return _System(reader)
 
 
 def audit(sources: dict[str, str], system: dict, matrix: dict, domains: list[str], service: str) -> dict:

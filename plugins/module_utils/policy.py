@@ -578,11 +578,34 @@ class Decision:
         return self.action == "allow"
 
 
+class _Qubes(Mapping):
+    """The qubes of a request as :class:`QubeInfo`, each made when first asked for (a system may read a qube's
+    details only then)."""
+
+    def __init__(self, system: Mapping):
+        self._system = system
+        self._made: dict[str, QubeInfo] = {}
+
+    def __getitem__(self, name: str) -> QubeInfo:
+        if name not in self._made:
+            self._made[name] = QubeInfo.from_value(name, self._system[name])
+        return self._made[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self._system
+
+    def __iter__(self):
+        return iter(self._system)
+
+    def __len__(self) -> int:
+        return len(self._system)
+
+
 class _Request:
     """A call being evaluated: normalised source and target, and the qubes."""
 
     def __init__(self, system: Mapping, source: str, target: str):
-        self.qubes = {name: QubeInfo.from_value(name, value) for name, value in system.items()}
+        self.qubes = _Qubes(system)
         self.source = self.normalise(source)
         self.target = self.normalise(target or "@default")
 

@@ -74,6 +74,9 @@ def test_flow_matrix_written_checked_diffed_and_idempotent(dom0, player, admin, 
 
     report = player.run([audit(SEED)])[0]
     assert not report.get("failed") and report["undeclared"] == [] and report["blocked"] == []
+    # One admin.vm.List, then properties and tags of the qubes the flows are about only, not of every qube.
+    assert len(dom0.client().list_vms()) > len(DOMAINS) + 3
+    assert report["api_calls"] == 1 + 2 * len(DOMAINS)
     pairs = {(flow["from"], flow["to"]): flow["allowed"] for flow in report["flows"]}
     assert len(pairs) == 12 + 4
     for source in DOMAINS:
