@@ -124,6 +124,19 @@ class ApiStore:
             files[source_path(f"{policy.INCLUDE_DIR}/{name}")] = self._count(self.admin.include_get(name))
         return files
 
+    def read_for_service(self, service: str) -> dict[str, tuple[str, str]]:
+        """The files that decide calls of ``service``: relative path -> (token, text).
+
+        ``policy.GetFiles`` names the files with rules for it (or for ``*``),
+        and only those are read; when one of them includes other files, every
+        file is read, so that the includes resolve as qrexec resolves them.
+        """
+        files = {source_path(name): self._count(self.admin.get(name))
+                 for name in self._count(self.admin.get_files(service))}
+        if any(line.lstrip().startswith("!include") for _token, text in files.values() for line in text.splitlines()):
+            return self.read_all()
+        return files
+
     def replace(self, name: str, text: str, token: str) -> None:
         """Write one file if it still matches ``token``."""
         if name.startswith(policy.INCLUDE_DIR + "/"):
@@ -157,6 +170,10 @@ class DirectoryStore:
                 data = handle.read()
             files[path] = (token_of(data), data.decode("utf-8", "replace"))
         return files
+
+    def read_for_service(self, _service: str) -> dict[str, tuple[str, str]]:
+        """Every file (a directory is read whole; a file is cheap to read here)."""
+        return self.read_all()
 
     def get(self, name: str) -> tuple[str, str] | None:
         """One file's (token, text), None if it does not exist."""

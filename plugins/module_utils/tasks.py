@@ -262,7 +262,7 @@ def _audit(reader: engine.Reader, params: dict) -> dict:
         return {"failed": True, "changed": False, "msg": str(exc), "field": "matrix"}
     store = policy_store(params)
     try:
-        sources = {path: text for path, (_token, text) in store.read_all().items()}
+        sources = {path: text for path, (_token, text) in store.read_for_service(params["service"]).items()}
         report = flows.audit(sources, flows.system_of(reader), matrix, domains, params["service"])
     except (policy_client.PolicyAdminError, wire.QubesException, OSError) as exc:
         return {"failed": True, "changed": False, "msg": f"reading the policy or the qubes failed: {exc}"}

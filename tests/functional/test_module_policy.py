@@ -77,6 +77,9 @@ def test_flow_matrix_written_checked_diffed_and_idempotent(dom0, player, admin, 
     # One admin.vm.List, then properties and tags of the qubes the flows are about only, not of every qube.
     assert len(dom0.client().list_vms()) > len(DOMAINS) + 3
     assert report["api_calls"] == 1 + 2 * len(DOMAINS)
+    # policy.GetFiles, then the files it names: not the whole policy directory.
+    files = admin.get_files("qubes.ClipboardPaste")
+    assert report["policy_calls"] == 1 + len(files) and len(files) < len(admin.list())
     pairs = {(flow["from"], flow["to"]): flow["allowed"] for flow in report["flows"]}
     assert len(pairs) == 12 + 4
     for source in DOMAINS:

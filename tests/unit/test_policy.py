@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.corral.qubes.plugins.module_utils import policy as P
+from ansible_collections.corral.qubes.plugins.module_utils import policy_files
 from rehearsal import policy_defaults
 
 # -- generated policy text ----------------------------------------------------------
@@ -462,3 +463,44 @@ def test_dispvm_by_uuid_as_a_redirect():
     assert decision.allowed and decision.target == "@dispvm:dvm"
     with pytest.raises(P.PolicyError, match="invalid token"):
         P.parse("qubes.OpenURL * work @default allow target=@dispvm:uuid:not-a-uuid\n")
+
+
+class _Admin:
+    """The policy admin API's reads over a dict of files (name -> text; include files as include/NAME)."""
+
+    def __init__(self, files: dict, for_service: list):
+        self.files, self.for_service, self.asked = files, for_service, []
+
+    def get_files(self, service):
+        self.asked.append(("GetFiles", service))
+        return self.for_service
+
+    def list(self):
+        self.asked.append(("List", ""))
+        return [name for name in self.files if not name.startswith("include/")]
+
+    def include_list(self):
+        self.asked.append(("include.List", ""))
+        return [name.split("/", 1)[1] for name in self.files if name.startswith("include/")]
+
+    def get(self, name):
+        self.asked.append(("Get", name))
+        return "sha256:x", self.files[name]
+
+    def include_get(self, name):
+        self.asked.append(("include.Get", name))
+        return "sha256:x", self.files["include/" + name]
+
+
+def test_an_audit_reads_the_files_of_its_service_and_everything_when_they_include():
+    files = {"30-flows": "qubes.ClipboardPaste * a b allow\n", "50-other": "qubes.Filecopy * a b allow\n",
+             "include/extra": "qubes.ClipboardPaste * a c allow\n"}
+    admin = _Admin(files, ["30-flows"])
+    store = policy_files.ApiStore(admin)
+    assert set(store.read_for_service("qubes.ClipboardPaste")) == {"30-flows.policy"}
+    assert admin.asked == [("GetFiles", "qubes.ClipboardPaste"), ("Get", "30-flows")] and store.calls == 2
+    files["30-flows"] += "!include include/extra\n"
+    admin.asked.clear()
+    assert set(store.read_for_service("qubes.ClipboardPaste")) == {"30-flows.policy", "50-other.policy",
+                                                                   "include/extra"}
+    assert ("List", "") in admin.asked and ("include.Get", "extra") in admin.asked
