@@ -12,9 +12,11 @@ module: clipboard_audit
 short_description: Check the flows the qrexec policy really allows between domains against a declared matrix
 version_added: 0.1.0
 description:
-  - Reads the whole qrexec policy as it is written (every file, includes resolved) and the qubes (classes, tags,
-    disposable templates), and evaluates O(service) for every ordered pair of managed domains and for data copied
-    in dom0, with Qubes semantics (files in name order, first matching rule wins, no match denies, C(ask) counts as
+  - Reads the qrexec policy as it is written for O(service) (the files C(policy.GetFiles) names, or every file,
+    includes resolved, when one of those includes others) and the qubes it asks about (classes, tags, disposable
+    templates: one C(admin.vm.List), then properties and tags of the managed domains and the qubes their rules
+    lead to), and evaluates O(service) for every ordered pair of managed domains and for data copied in dom0, with
+    Qubes semantics (files in name order, first matching rule wins, no match denies, C(ask) counts as
     allow as it does for clipboard paste).
   - Fails when the policy allows a flow the matrix does not declare, naming the file and line of the rule that
     allows it; a declared flow the policy denies is a warning.
