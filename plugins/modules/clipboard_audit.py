@@ -14,7 +14,7 @@ version_added: 0.1.0
 description:
   - Reads the qrexec policy as it is written for O(service) (the files C(policy.GetFiles) names, or every file,
     includes resolved, when one of those includes others) and the qubes it asks about (classes, tags, disposable
-    templates: one C(admin.vm.List), then properties and tags of the managed domains and the qubes their rules
+    templates; one C(admin.vm.List), then properties and tags of the managed domains and the qubes their rules
     lead to), and evaluates O(service) for every ordered pair of managed domains and for data copied in dom0, with
     Qubes semantics (files in name order, first matching rule wins, no match denies, C(ask) counts as
     allow as it does for clipboard paste).
