@@ -69,7 +69,8 @@ class ApplyError(RuntimeError):
 
 
 class Reader:
-    """Cached reads of one dom0 (one ``admin.vm.List``, one ``GetAll`` per qube, each volume once)."""
+    """Cached reads of one dom0 (one ``admin.vm.List``, one ``GetAll`` per qube, each volume, feature and tag list
+    once): what a plan is made from.  After applying a plan, read again with a new Reader."""
 
     def __init__(self, client):
         self.client = client
@@ -79,6 +80,9 @@ class Reader:
         self._pools = None
         self._volume_names: dict = {}
         self._volume_info: dict = {}
+        self._feature_names: dict = {}
+        self._feature_values: dict = {}
+        self._tags: dict = {}
         self.created_in_run = None
         """Names an earlier task of this run creates (check mode assumes only these); None: any name."""
 
@@ -117,14 +121,28 @@ class Reader:
         return self._pools
 
     def features(self, vm: str, only=None) -> dict[str, str]:
-        """Features set on the qube (only those named in ``only`` when given)."""
-        listed = self.client.feature_list(vm)
-        wanted = listed if only is None else [name for name in listed if name in only]
-        return {name: self.client.feature_get(vm, name) for name in wanted}
+        """Features set on the qube, each value read once.
+
+        With ``only``, just those names: one ``feature.Get`` each (a feature
+        not set is left out), no ``feature.List``; without, every feature the
+        list names.
+        """
+        if only is None:
+            if vm not in self._feature_names:
+                self._feature_names[vm] = self.client.feature_list(vm)
+            wanted = list(self._feature_names[vm])
+        else:
+            wanted = sorted(only)
+        for name in wanted:
+            if (vm, name) not in self._feature_values:
+                self._feature_values[vm, name] = self.client.feature_get(vm, name)
+        return {name: self._feature_values[vm, name] for name in wanted if self._feature_values[vm, name] is not None}
 
     def tags(self, vm: str) -> list[str]:
-        """Tags of the qube."""
-        return self.client.tag_list(vm)
+        """Tags of the qube (read once)."""
+        if vm not in self._tags:
+            self._tags[vm] = self.client.tag_list(vm)
+        return list(self._tags[vm])
 
     def volumes(self, vm: str, only=None) -> dict[str, dict]:
         """Volume details by name (only those named in ``only`` when given); each read once."""
