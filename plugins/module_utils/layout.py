@@ -46,6 +46,26 @@ QUBE_KEYS = {
 }
 """Keys of an entry of ``qubes_layout``: exactly the keys corral.qubes.qube_info returns, and ``devices``."""
 
+OTHER_MODULES_KEYS = ("devices", "firewall")
+"""Keys of a layout entry that corral.qubes.devices and corral.qubes.firewall converge, not corral.qubes.qube."""
+
+
+def qube_options(qubes_layout, mark_created: bool = True) -> dict[str, dict]:
+    """A layout's qubes as the ``qubes`` option of corral.qubes.qube: each entry without devices and firewall,
+    marked as created by this collection (``mark_created``) unless the entry says otherwise."""
+    if not isinstance(qubes_layout, dict):
+        raise ValueError(f"qubes_layout: expected a mapping of qube names to entries, not {type(qubes_layout).__name__}")
+    options = {}
+    for name, entry in qubes_layout.items():
+        if entry is not None and not isinstance(entry, dict):
+            raise ValueError(f"qubes_layout.{name}: expected a mapping, not {entry!r}")
+        kept = {key: value for key, value in (entry or {}).items() if key not in OTHER_MODULES_KEYS}
+        if mark_created:
+            kept.setdefault("mark_created", True)
+        options[name] = kept
+    return options
+
+
 TEMPLATE_KEYS = {"names": (list,), "state": (str,), "enablerepo": (list,), "pool": (str,), "releasever": (str,),
                  "updatevm": (str,)}
 """Keys of an entry of ``qubes_templates`` (the options of corral.qubes.template)."""
@@ -177,7 +197,7 @@ class Layout:
             self.entries[name] = entry
             if entry.get("state") == "absent":
                 self.removed.add(name)
-            module_params = {key: value for key, value in entry.items() if key not in ("devices", "firewall")}
+            module_params = {key: value for key, value in entry.items() if key not in OTHER_MODULES_KEYS}
             try:
                 engine.QubeSpec.from_params({"name": name, **module_params})
             except engine.PlanError as exc:

@@ -17,7 +17,7 @@ import traceback
 
 from ansible_collections.corral.qubes.plugins.module_utils import attach, client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, firewall, flows, hardware, os_install, policy_client
-from ansible_collections.corral.qubes.plugins.module_utils import policy_files, schema, wire
+from ansible_collections.corral.qubes.plugins.module_utils import policy_files, qube_batch, schema, wire
 from ansible_collections.corral.qubes.plugins.module_utils import layout as layout_mod
 from ansible_collections.corral.qubes.plugins.module_utils import template as template_mod
 
@@ -28,7 +28,8 @@ ARGUMENT_SPECS = {
     "qube": dict(
         ADMIN_API_ARGS,
         **CREATED_IN_RUN,
-        name={"type": "str", "required": True},
+        name={"type": "str"},
+        qubes={"type": "dict"},
         state={"type": "str", "default": "present", "choices": list(engine.QUBE_STATES)},
         template={"type": "str"},
         label={"type": "str"},
@@ -151,6 +152,15 @@ def run(kind: str, params: dict, check_mode: bool = False, diff: bool = False) -
     client = connect(params)
     if kind == "clipboard_audit":
         result = _audit(engine.Reader(client), params)
+        result["api_calls"] = sum(client.calls.values())
+        return result
+    if kind == "qube" and (params.get("qubes") is not None or not params.get("name")):
+        if params.get("qubes") is None or params.get("name"):
+            field = "name" if params.get("qubes") is None else "qubes"
+            return {"failed": True, "changed": False, "field": field,
+                    "msg": f"{field}: give either name (one qube, with its options) or qubes (a mapping of qube "
+                           "names to their options), not both or neither"}
+        result = qube_batch.converge(client, params["qubes"], params.get("created_in_run"), check_mode, diff)
         result["api_calls"] = sum(client.calls.values())
         return result
     reader = engine.Reader(client)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: qube
-short_description: Create, converge, power and remove one Qubes OS qube
+short_description: Create, converge, power and remove Qubes OS qubes
 version_added: 0.1.0
 description:
   - Makes one qube match its description (class, template, label, network qube, any property, features,
@@ -20,6 +20,12 @@ description:
     features and tags, volumes, then the power state).
   - Current values are compared in the form qubesd reports them (default versus explicit values, features
     as strings, sizes in bytes), so a second run reports no change.
+  - With O(qubes), one task converges many qubes through the same engine, reading dom0 once for all of them
+    (one C(admin.vm.List); each qube's properties, managed features and tags read once). Every qube is planned
+    before the first change, the qubes this task creates counting as coming, so bad input anywhere changes
+    nothing and each error names the qube and the field. The qubes are converged in the order of what they
+    refer to (templates, network qubes, clone sources and disposable templates first, otherwise the given
+    order); removals come last, a qube before the ones it uses, each planned when its turn comes.
 author:
   - corral.qubes contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -28,9 +34,17 @@ extends_documentation_fragment:
   - corral.qubes.admin_api.check_mode
 options:
   name:
-    description: Name of the qube (letters, digits, C(_), C(-) and, from R4.3, C(.); at most 31 characters).
+    description:
+      - Name of the qube (letters, digits, C(_), C(-) and, from R4.3, C(.); at most 31 characters).
+      - Required unless O(qubes) is given; not with O(qubes).
     type: str
-    required: true
+  qubes:
+    description:
+      - Many qubes in one task, qube name -> its options (the options of this module other than O(name),
+        O(qubes), O(qubesd_socket) and O(created_in_run), with the same meaning and defaults). The options of
+        the task itself for one qube are then ignored.
+      - The filter P(corral.qubes.layout_qubes#filter) turns a layout (C(qubes_layout)) into this mapping.
+    type: dict
   state:
     description:
       - V(present) makes sure the qube exists and leaves its power state alone.
@@ -203,6 +217,22 @@ EXAMPLES = r"""
   corral.qubes.qube:
     name: old-test
     state: absent
+
+- name: Many qubes in one task (the network qube is converged before the qube behind it)
+  corral.qubes.qube:
+    qubes:
+      mail:
+        template: fedora-42-xfce
+        label: blue
+        netvm: sys-vpn
+        tags: [domain]
+      sys-vpn:
+        template: fedora-42-xfce
+        label: green
+        properties: {provides_network: true}
+      vault:
+        label: black
+        netvm: ""
 """
 
 RETURN = r"""
@@ -219,6 +249,20 @@ qube:
   type: dict
   sample: {"name": "work", "class": "AppVM", "state": "running", "label": "blue", "template": "fedora-42-xfce",
            "netvm": "sys-vpn-work"}
+qubes:
+  description: With O(qubes), each qube's own result, in the order they were converged; C(changed), C(actions),
+    C(qube) (as above) and C(warnings). The task's C(actions) are these, each prefixed by the qube's name, and its
+    diff has one part per changed qube.
+  returned: with O(qubes)
+  type: dict
+  sample: {"vault": {"changed": true, "actions": ["create AppVM vault"], "qube": {"name": "vault", "class": "AppVM",
+           "state": "halted", "label": "black", "template": "fedora-42-xfce", "netvm": ""}}}
+problems:
+  description: With O(qubes), every entry that cannot be planned, each as C(path) (C(qubes.NAME.FIELD)) and
+    C(msg); nothing was changed.
+  returned: failure
+  type: list
+  elements: dict
 api_calls:
   description: Number of Admin API calls the run made (reads and writes).
   returned: always

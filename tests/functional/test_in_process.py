@@ -131,6 +131,9 @@ CASES = [
     attach(name="work", device="sys-firewall"),
     attach(name="work", device="sys-net:loop0", options={"read-only": True}),
     attach(name="work", device="sys-firewall:loop0", **{"class": "usb"}),
+    {"corral.qubes.qube": {"qubes": {"notes": {"label": "black", "netvm": ""}, "work": WORK}}},
+    {"corral.qubes.qube": {"qubes": {"notes": {"label": "black", "netvm": ""}, "work": WORK}}},
+    {"corral.qubes.qube": {"qubes": {"notes": {"label": "no-such-colour"}}}},
 ]
 
 # A qubesd (and policy admin service) whose every reply is unreadable: an unexpected exception in each module.
@@ -203,7 +206,12 @@ def test_every_module_reports_the_same_both_ways(both_ways):
     assert results[22]["msg"].startswith("Unsupported parameters for (corral.qubes.policy) module: unknown.")
     assert "value of state must be one of" in results[4]["msg"]
     assert "shutdown_if_needed" in results[5]["msg"] and "bool" in results[5]["msg"]
-    assert results[6]["msg"] == "missing required arguments: name"
+    assert results[6]["field"] == "name" and "give either name" in results[6]["msg"]
+    # the qubes option: many qubes in one task, then nothing to do, then bad input naming the qube
+    batch = results[-3:]
+    assert [batch[i]["changed"] for i in (0, 1)] == [True, False]
+    assert [d["before_header"] for d in batch[0]["diff"]] == ["notes"]  # work is as WORK wants it already
+    assert batch[2]["failed"] and batch[2]["field"] == "qubes.notes.label"
     assert results[7]["field"] == "label" and results[8]["field"] == "netvm"
     failed = {i for i, result in enumerate(results) if result.get("failed")}
     assert {3, 4, 5, 6, 7, 8, 11, 12, 15, 16, 17, 20, 21, 22, 24, 25, 27, 28} <= failed
@@ -213,7 +221,7 @@ def test_every_module_reports_the_same_both_ways(both_ways):
     assert {38, 39, 40} <= failed and "fedora-42-xfce" in results[38]["msg"]  # the close name suggested
     assert 41 not in failed and {42, 43} <= failed
     assert [problem["path"] for problem in results[42]["problems"]] == ["qubes_layout.work.lable", "qubes_tasks[0].domain"]
-    attach_cases = results[-5:]
+    attach_cases = results[-8:-3]
     assert not attach_cases[0].get("failed") and not attach_cases[0]["changed"]  # a halted qube has nothing attached
     assert [result.get("field") for result in attach_cases[1:]] == ["device", "device", "name", None]
     assert all(result["failed"] for result in attach_cases[1:])

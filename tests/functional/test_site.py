@@ -40,7 +40,7 @@ def test_site_check_diff_on_a_fresh_dom0_changes_nothing(dom0, tmp_path):
     mark = dom0.mark()
     proc = site(dom0, tmp_path, "--check", "--diff")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "changed: [dom0] => (item=work)" in proc.stdout
+    assert "--- before: work\n+++ after: work" in proc.stdout  # the qubes task's diff of each qube
     assert "--- before" in proc.stdout and "failed=0" in proc.stdout
     assert '+        "action=accept dsthost=bank.example.com proto=tcp dstports=443-443",' in proc.stdout
     assert dom0.writes_since(mark) == []
