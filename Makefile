@@ -148,6 +148,7 @@ docs: setup
 bench: setup
 	$(BIN)/python -m benchmarks.admin_api
 	$(BIN)/python -m benchmarks.converge
+	$(BIN)/python -m benchmarks.noop
 
 clean:
 	rm -rf $(VENV) $(VENV_R43) $(COLLECTIONS) .rehearsal .pytest_cache tests/output $(DOCS_BUILD)
