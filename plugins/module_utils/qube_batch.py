@@ -148,7 +148,9 @@ def converge(client, qubes, created_in_run, check_mode: bool, diff: bool) -> dic
     stale = False
     for name in names + removals:
         plan = plans.get(name)
-        if plan is None or (not check_mode and (plan.changed or plan.warnings)):
+        # a plan made before any change stands as made; after one, every qube is planned again on fresh reads (a
+        # change to a template or a network qube can change what its users report)
+        if plan is None or (not check_mode and (plan.changed or plan.warnings or done)):
             if stale:
                 reader = engine.Reader(client)
                 stale = False

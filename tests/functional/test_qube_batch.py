@@ -75,3 +75,16 @@ def test_order_puts_what_a_qube_uses_first():
     entries = qube_batch.entries_of({"c": {"netvm": "b"}, "b": {"template": "a"}, "a": {}, "d": {"state": "absent"},
                                      "e": {"properties": {"default_dispvm": "c"}}})
     assert qube_batch.ordered(entries) == ["a", "b", "c", "e"]
+
+
+def test_after_a_change_the_next_qubes_are_read_again(dom0, player):
+    player.run([batch(LAYOUT)])
+    vpn = dict(LAYOUT["sys-vpn"], properties={"provides_network": True, "memory": 700})
+    changed = dict(LAYOUT, **{"sys-vpn": vpn})
+    mark = dom0.mark()
+    result = player.run([batch(changed)])[0]
+    assert result["changed"] and [name for name, one in result["qubes"].items() if one["changed"]] == ["sys-vpn"]
+    reads = collections.Counter(call["dest"] for call in dom0.calls_since(mark)
+                                if call["method"] == "admin.vm.property.GetAll")
+    # planned before the change, then again on fresh reads after sys-vpn (their netvm) changed
+    assert reads["mail"] == 2 and reads["notes"] == 2, reads
