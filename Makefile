@@ -106,7 +106,7 @@ rootfs: setup
 	if [ "$$(id -u)" = 0 ]; then $(BIN)/python -m rehearsal rootfs build; fi
 
 pytest: setup rootfs
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=15 tests
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit
@@ -129,7 +129,7 @@ molecule-dom0host: setup rootfs
 r43: r43-pytest r43-sanity
 
 r43-pytest: setup-r43 rootfs
-	$(BIN_R43)/python -m pytest -n $(PYTEST_WORKERS) -m "not rehearsal_itself" tests
+	$(BIN_R43)/python -m pytest -n $(PYTEST_WORKERS) --durations=15 -m "not rehearsal_itself" tests
 
 r43-sanity: setup-r43
 	CORRAL_SANITY_DIR=$${TMPDIR:-/tmp}/corral-qubes-sanity-r43-$$(id -u) $(BIN_R43)/python tests/run_sanity.py --python 3.13
