@@ -37,6 +37,7 @@ import yaml
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from benchmarks.admin_api import ROOT, _start
+from rehearsal.policy_admin import POLICY_DIR
 
 BIN = os.path.dirname(sys.executable)
 REHEARSAL_BIN = os.path.join(ROOT, "rehearsal", "bin")
@@ -68,6 +69,7 @@ class Dom0:
                     REHEARSAL_QREXEC_SOCKET=self.socket.removesuffix(".sock") + ".qrexec.sock",
                     REHEARSAL_QREXEC_DAEMON_DIR=self.daemon_dir, CORRAL_QREXEC_DAEMON_DIR=self.daemon_dir,
                     CORRAL_XL=os.path.join(REHEARSAL_BIN, "xl"), ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+                    CORRAL_POLICY_DIR=os.path.join(self.directory, "state", POLICY_DIR),
                     ANSIBLE_LOCAL_TEMP=os.path.join(self.directory, "ansible-tmp"), ANSIBLE_NOCOLOR="1",
                     ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
                     PATH=os.pathsep.join([os.path.join(REHEARSAL_BIN, "dom0"), BIN, os.environ.get("PATH", "")]))
@@ -78,9 +80,12 @@ class Dom0:
     def since(self, marks: tuple[int, int]) -> dict:
         """Admin API calls, mutating ones, starts and qrexec calls into qubes since ``marks``."""
         calls = _records(self.log)[marks[0]:]
-        qrexec = [call for call in _records(self.qrexec_log)[marks[1]:] if call.get("target") not in ("dom0", "")]
+        records = _records(self.qrexec_log)[marks[1]:]
+        qrexec = [call for call in records if call.get("target") not in ("dom0", "")]
+        policy = [call for call in records if call.get("target") == "dom0" and call.get("service", "").startswith("policy.")]
         return {"calls": len(calls), "writes": sum(1 for call in calls if call.get("mutating")),
-                "starts": sum(1 for call in calls if call.get("method") in STARTS), "qrexec": len(qrexec)}
+                "starts": sum(1 for call in calls if call.get("method") in STARTS), "qrexec": len(qrexec),
+                "policy": len(policy)}
 
     def qubes(self) -> int:
         """Qubes of this dom0, dom0 itself left out."""
@@ -211,7 +216,8 @@ def show_noop(title: str, figures: dict, qubes: int) -> None:
     print(f"  {title}: {figures['seconds']:.2f} s, empty play {figures['empty']:.2f} s, "
           f"ratio {figures['seconds'] / figures['empty']:.2f}x; {figures['calls']:.0f} Admin API calls "
           f"({figures['calls'] / qubes:.1f} per qube, {qubes} qubes in dom0), {figures['writes']:.0f} mutating, "
-          f"{figures['starts']:.0f} starts, {figures['qrexec']:.0f} qrexec calls into qubes; "
+          f"{figures['starts']:.0f} starts, {figures['qrexec']:.0f} qrexec calls into qubes, "
+          f"{figures['policy']:.0f} policy admin calls; "
           f"peak memory {figures['peak_mib']} MiB")
 
 

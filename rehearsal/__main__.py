@@ -61,7 +61,9 @@ def play_environment(args) -> dict:
     return {"QUBESD_SOCKET": os.path.abspath(args.socket),
             "QREXEC_CLIENT": os.path.join(BIN_DIR, "qrexec-client"),
             qrexec_proto.ENV_SOCKET: os.path.abspath(qrexec_socket_for(args)),
-            "CORRAL_XL": os.path.join(BIN_DIR, "xl")}
+            "CORRAL_XL": os.path.join(BIN_DIR, "xl"),
+            # dom0 reads its policy directory directly (writes go through the policy admin API)
+            "CORRAL_POLICY_DIR": os.path.abspath(args.policy_dir or os.path.join(args.state, POLICY_DIR))}
 
 
 def daemon_dir_for(args) -> str:
@@ -251,7 +253,8 @@ def cmd_demo(args) -> int:
 def cmd_run(args) -> int:
     """Serve a fresh (or kept) rehearsal dom0 while one command runs with QUBESD_SOCKET pointing at it.
 
-    The command also finds the rehearsal's qrexec-client (QREXEC_CLIENT) and xl (CORRAL_XL) stand-ins, and
+    The command also finds the rehearsal's qrexec-client (QREXEC_CLIENT) and xl (CORRAL_XL) stand-ins, its policy
+    directory (CORRAL_POLICY_DIR: dom0 reads it directly), and
     the qrexec daemon directory (CORRAL_QREXEC_DAEMON_DIR for the connection plugin).
     """
     if not args.command_argv:

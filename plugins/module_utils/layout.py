@@ -488,11 +488,11 @@ def policy_drift(store, declared) -> list[str]:
     """Policy files this collection wrote (they start with its header) that ``declared`` does not name."""
     mark = "".join(f"# {line}".rstrip() + "\n" for line in policy_files.HEADER.splitlines())
     found = []
-    for name in store.admin.list():
+    for name in store.names():
         if name in declared:
             continue
-        _token, text = store.admin.get(name)
-        if text.startswith(mark):
+        read = store.get(name)
+        if read is not None and read[1].startswith(mark):
             found.append(name)
     return sorted(found)
 

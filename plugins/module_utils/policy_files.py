@@ -4,12 +4,17 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Policy files: where they are read and written, and the plan of one file.
 
-Two stores with one interface (``read_all``, ``get``, ``replace``, ``remove``):
+Three stores with one interface (``names``, ``read_all``, ``read_for_service``,
+``get``, ``replace``, ``remove``):
 
 * :class:`ApiStore` - the policy admin API (``policy.*`` through qrexec):
   every write carries the token of what was read (``new`` when creating),
   so a concurrent edit is detected, and the service validates the whole
   resulting policy once more before its atomic write.
+* :class:`Dom0Store` - in dom0, the same writes through the API, but the
+  files are read from the policy directory itself (0664 root:qubes, readable
+  by dom0's user): a read costs no qrexec call and no run of the admin
+  service, and gives the token the API would (the sha256 of the bytes).
 * :class:`DirectoryStore` - a policy directory written directly, for a
   system without that API: the same tokens, computed here, and an atomic
   write (a hidden temporary file, which qrexec skips, fsynced and renamed).
@@ -27,13 +32,16 @@ import re
 import tempfile
 from collections.abc import Callable
 
-from ansible_collections.corral.qubes.plugins.module_utils import engine, policy, policy_client
+from ansible_collections.corral.qubes.plugins.module_utils import client, engine, policy, policy_client
 
 HEADER = "Managed by corral.qubes (Ansible): edits here are replaced on the next run."
 TEMP_PREFIX = ".corral-tmp-"
 """Temporary files start with a dot, so qrexec never reads a half-written one."""
 TOP_LEVEL_NAME = re.compile(r"\A[0-9]+-")
 """A top-level file starts with a number that places it among the default files (30-, 50-...)."""
+DOM0_POLICY_DIR = "/etc/qubes/policy.d"
+POLICY_DIR_ENV = "CORRAL_POLICY_DIR"
+"""Where dom0's policy directory is when it is not /etc/qubes/policy.d (a rehearsal dom0's state)."""
 
 
 def token_of(data: bytes) -> str:
@@ -115,10 +123,14 @@ class ApiStore:
         except policy_client.PolicyNotFound:
             return None
 
+    def names(self) -> list[str]:
+        """The top-level files' names, without ``.policy`` (``policy.List``)."""
+        return self._count(self.admin.list())
+
     def read_all(self) -> dict[str, tuple[str, str]]:
         """Every file: relative path -> (token, text)."""
         files = {}
-        for name in self._count(self.admin.list()):
+        for name in self.names():
             files[source_path(name)] = self._count(self.admin.get(name))
         for name in self._count(self.admin.include_list()):
             files[source_path(f"{policy.INCLUDE_DIR}/{name}")] = self._count(self.admin.include_get(name))
@@ -152,6 +164,73 @@ class ApiStore:
             self._count(self.admin.remove(name, token))
 
 
+class Dom0Store(ApiStore):
+    """In dom0: the policy directory read directly, written through the policy admin API.
+
+    A policy admin call is a qrexec call that runs the admin service; a no-op
+    run only reads, so here it reads the files themselves (what the service
+    would read), and a write still goes through the service with the token
+    of what was read. A file this user cannot read is asked for through the
+    API instead.
+    """
+
+    def __init__(self, directory: str, admin: policy_client.PolicyAdmin | None = None):
+        super().__init__(admin)
+        self.directory = directory
+
+    def _read(self, path: str) -> tuple[str, str] | None:
+        self.calls += 1
+        try:
+            with open(os.path.join(self.directory, path), "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            return None
+        return token_of(data), data.decode("utf-8", "replace")
+
+    def names(self) -> list[str]:
+        """The top-level ``*.policy`` files' names, from the directory."""
+        return sorted(entry[:-len(".policy")] for entry in os.listdir(self.directory)
+                      if entry.endswith(".policy") and not entry.startswith(".")
+                      and os.path.isfile(os.path.join(self.directory, entry)))
+
+    def get(self, name: str) -> tuple[str, str] | None:
+        """One file's (token, text), None if it does not exist."""
+        try:
+            return self._read(source_path(name))
+        except PermissionError:
+            return super().get(name)
+
+    def read_all(self) -> dict[str, tuple[str, str]]:
+        """Every top-level ``.policy`` file and every file under ``include/``."""
+        files = {}
+        for name in self.names():
+            files[source_path(name)] = self.get(name)
+        include = os.path.join(self.directory, policy.INCLUDE_DIR)
+        for entry in sorted(os.listdir(include)) if os.path.isdir(include) else ():
+            if not entry.startswith(".") and os.path.isfile(os.path.join(include, entry)):
+                files[source_path(f"{policy.INCLUDE_DIR}/{entry}")] = self.get(f"{policy.INCLUDE_DIR}/{entry}")
+        return {path: found for path, found in files.items() if found is not None}
+
+    def read_for_service(self, service: str) -> dict[str, tuple[str, str]]:
+        """``policy.GetFiles`` (one call: it knows every directory qrexec loads), then those files read here."""
+        files = {}
+        for name in self._count(self.admin.get_files(service)):
+            found = self.get(name)
+            # Not in this directory: R4.3 also loads /run/qubes/policy.d, which the service reads for us.
+            files[source_path(name)] = found if found is not None else self._count(self.admin.get(name))
+        if any(line.lstrip().startswith("!include") for _token, text in files.values() for line in text.splitlines()):
+            return self.read_all()
+        return files
+
+
+def default_store() -> ApiStore:
+    """The policy admin API, read from the directory itself in dom0 ($CORRAL_POLICY_DIR or /etc/qubes/policy.d)."""
+    directory = os.environ.get(POLICY_DIR_ENV) or DOM0_POLICY_DIR
+    if not client.in_qube() and os.path.isdir(directory) and os.access(directory, os.R_OK | os.X_OK):
+        return Dom0Store(directory)
+    return ApiStore()
+
+
 class DirectoryStore:
     """Policy files in a directory, written atomically (where the policy admin API is absent)."""
 
@@ -170,6 +249,10 @@ class DirectoryStore:
                 data = handle.read()
             files[path] = (token_of(data), data.decode("utf-8", "replace"))
         return files
+
+    def names(self) -> list[str]:
+        """The top-level ``*.policy`` files' names."""
+        return Dom0Store.names(self)  # the same listing, without the API behind it
 
     def read_for_service(self, _service: str) -> dict[str, tuple[str, str]]:
         """Every file (a directory is read whole; a file is cheap to read here)."""

@@ -142,7 +142,7 @@ def policy_store(params: dict):
     """Where policy files are read and written: a directory given as policy_dir, else the policy admin API."""
     if params.get("policy_dir"):
         return policy_files.DirectoryStore(params["policy_dir"])
-    return policy_files.ApiStore()
+    return policy_files.default_store()
 
 
 def run(kind: str, params: dict, check_mode: bool = False, diff: bool = False) -> dict:
@@ -292,7 +292,7 @@ def _audit(reader: engine.Reader, params: dict) -> dict:
 def _layout_check(reader: engine.Reader, params: dict) -> dict:
     """The whole layout against the system: every problem at once, or what the run creates and the drift."""
     try:
-        return layout_mod.check(reader, params, hidden_by_policy=reader.hidden_by_policy, store=policy_files.ApiStore())
+        return layout_mod.check(reader, params, hidden_by_policy=reader.hidden_by_policy, store=policy_files.default_store())
     except wire.QubesException as exc:
         return {"failed": True, "changed": False, "msg": f"reading the system failed: {type(exc).__name__}: {exc}"}
 

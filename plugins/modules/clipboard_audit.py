@@ -41,7 +41,11 @@ options:
     type: str
     default: qubes.ClipboardPaste
   policy_dir:
-    description: Read the policy from this directory instead of through the policy admin API.
+    description:
+      - Read the policy from this directory instead of through the policy admin API.
+      - Without it, dom0 asks the API which files decide the service's calls (one C(policy.GetFiles)) and reads
+        them from its policy directory (C(/etc/qubes/policy.d), or C($CORRAL_POLICY_DIR)); a management qube
+        reads them through the API.
     type: path
 attributes:
   check_mode:

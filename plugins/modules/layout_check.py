@@ -185,7 +185,8 @@ drift:
     policy_files:
       description:
         - Policy files that start with the header corral.qubes.policy writes but that neither O(policies),
-          O(flows_policy) nor O(policies_elsewhere) names (read through the policy admin API).
+          O(flows_policy) nor O(policies_elsewhere) names (read from C(/etc/qubes/policy.d) in dom0, or
+          C($CORRAL_POLICY_DIR); through the policy admin API from a management qube).
       type: list
       elements: str
   sample: {qubes: [old-work, default-dvm], created: [old-work], tags: {sys-net: [legacy]}, policy_files: [40-old]}

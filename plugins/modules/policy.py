@@ -20,6 +20,9 @@ description:
     (C(new) when creating), so an edit made by someone else in between is detected instead of overwritten; the
     service validates again and writes atomically. This works from dom0 and from a management qube that the
     policy allows to use the API.
+  - In dom0 the files are read from the policy directory itself (C(/etc/qubes/policy.d), readable by dom0's user;
+    C($CORRAL_POLICY_DIR) names another, as a rehearsal dom0 does), so a file that is already as wanted costs no
+    qrexec call; only a write or removal goes through the API. A management qube reads through the API too.
   - With O(policy_dir) the directory is written directly instead (for a system without that API), with the same
     tokens and an atomic write through a hidden temporary file that qrexec ignores.
 author:

@@ -30,7 +30,8 @@ def reference_vars() -> dict:
     return data
 
 
-def run_role(dom0, tmp_path: pathlib.Path, variables: dict, *args, name: str = "play") -> subprocess.CompletedProcess:
+def run_role(dom0, tmp_path: pathlib.Path, variables: dict, *args, name: str = "play",
+             env: dict | None = None) -> subprocess.CompletedProcess:
     """ansible-playbook with Whonix added to the layout and the layout check first, then the roles
     corral.qubes.fedora (the templates) and corral.qubes.qubes, as site.yml runs them, with ``variables`` against ``dom0``."""
     playbook = tmp_path / f"{name}.yml"
@@ -41,12 +42,18 @@ def run_role(dom0, tmp_path: pathlib.Path, variables: dict, *args, name: str = "
                                          "pre_tasks": [whonix, check],
                                          "roles": [{"role": "corral.qubes.fedora"}, {"role": "corral.qubes.qubes"}]}]))
     return subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook), *args],
-                          env=ansible_env(dom0, tmp_path), capture_output=True, text=True, check=False, timeout=600)
+                          env={**ansible_env(dom0, tmp_path), **(env or {})}, capture_output=True, text=True, check=False,
+                          timeout=600)
 
 
 def flat(output: str) -> str:
     """Output with its whitespace runs made single spaces: ansible-core 2.18 wraps warnings at the terminal width."""
     return " ".join(output.split())
+
+
+def policy_admin_calls(dom0, mark: int) -> list[str]:
+    """The policy admin services called since ``mark`` (an index into the qrexec call log)."""
+    return [call["service"] for call in dom0.qrexec_calls()[mark:] if call.get("service", "").startswith("policy.")]
 
 
 def mutating(dom0, mark: int) -> list:
@@ -201,7 +208,7 @@ def test_drift_is_reported_and_pruned_only_on_request(dom0, tmp_path):
     smaller = {"qubes_layout": {"keep": {"label": "blue"}},
                "qubes_templates": [{"names": ["fedora-42-xfce", "debian-13-xfce"]}],
                "qubes_policies_elsewhere": ["41-kept"]}
-    mark = dom0.mark()
+    mark, qrexec_mark = dom0.mark(), len(dom0.qrexec_calls())
     report = run_role(dom0, tmp_path, smaller, name="smaller")
     assert report.returncode == 0 and "changed=0" in report.stdout, report.stdout
     said = flat(report.stdout + report.stderr)
@@ -212,6 +219,15 @@ def test_drift_is_reported_and_pruned_only_on_request(dom0, tmp_path):
     # policy files: only those corral.qubes wrote (its header), not the seeded ones, not those declared elsewhere
     assert "policy files written by corral.qubes that the layout does not declare: 40-old (" in said
     assert (dom0.policy_dir / "40-old.policy").exists()
+    through_api = policy_admin_calls(dom0, qrexec_mark)
+    assert "policy.List" in through_api and "policy.Get" in through_api  # each file a qrexec call
+    # dom0 reads its policy directory itself: the same drift, and no policy admin call at all
+    qrexec_mark = len(dom0.qrexec_calls())
+    direct = run_role(dom0, tmp_path, smaller, name="smaller-dom0", env={"CORRAL_POLICY_DIR": str(dom0.policy_dir)})
+    assert direct.returncode == 0 and "changed=0" in direct.stdout, direct.stdout
+    assert "policy files written by corral.qubes that the layout does not declare: 40-old (" in flat(
+        direct.stdout + direct.stderr)
+    assert policy_admin_calls(dom0, qrexec_mark) == []
     assert mutating(dom0, mark) == [] and "old-work" in client.list_vms()
     pruning = dict(smaller, qubes_prune=True)
     checked = run_role(dom0, tmp_path, pruning, "--check", "--diff", name="prune-check")

@@ -92,6 +92,36 @@ def test_flow_matrix_written_checked_diffed_and_idempotent(dom0, player, admin, 
     assert _paste(dom0, "secure", "personal") and not _paste(dom0, "personal", "secure")
 
 
+def policy_services(dom0, mark: int) -> list[str]:
+    """The policy admin services called since ``mark`` (an index into the qrexec call log)."""
+    return [call["service"] for call in dom0.qrexec_calls()[mark:] if call.get("service", "").startswith("policy.")]
+
+
+def test_dom0_reads_policy_files_itself_and_writes_them_through_the_api(dom0, player, admin, domains):
+    env = {"CORRAL_POLICY_DIR": str(dom0.policy_dir)}
+    task = dict(write("30-corral-flows", rules=FLOWS), vars={"matrix": SEED})
+    mark = len(dom0.qrexec_calls())
+    run = player.run([task, task], env=env)
+    assert [r["changed"] for r in run.results] == [True, False]
+    assert policy_services(dom0, mark) == ["policy.Replace"]  # the reads cost no qrexec call
+    token, text = admin.get("30-corral-flows")
+    assert text == run[0]["content"] and token == policy_files.token_of(text.encode())
+
+    # an edit made by hand in dom0 is found, and replaced through the API with the token of what was read
+    (dom0.policy_dir / "30-corral-flows.policy").write_text(text + "qubes.ClipboardPaste * work secure allow\n")
+    mark = len(dom0.qrexec_calls())
+    again = player.run([task], env=env, diff=True)[0]
+    assert again["changed"] and "qubes.ClipboardPaste * work secure allow" in again["diff"]["before"]
+    assert again["diff"]["after"] == text
+    assert policy_services(dom0, mark) == ["policy.Replace"] and admin.get("30-corral-flows")[1] == text
+
+    # the audit asks the service which files decide the calls (policy.GetFiles), and reads them itself
+    mark = len(dom0.qrexec_calls())
+    report = player.run([audit(SEED)], env=env)[0]
+    assert not report.get("failed") and report["undeclared"] == [] and report["blocked"] == []
+    assert policy_services(dom0, mark) == ["policy.GetFiles"]
+
+
 def _paste(dom0, source: str, target: str) -> bool:
     """Copy in ``source``, paste into ``target`` with the rehearsal's clipboard; whether the paste went through."""
     env = dom0.qube_env()

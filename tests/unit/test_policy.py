@@ -504,3 +504,26 @@ def test_an_audit_reads_the_files_of_its_service_and_everything_when_they_includ
     assert set(store.read_for_service("qubes.ClipboardPaste")) == {"30-flows.policy", "50-other.policy",
                                                                    "include/extra"}
     assert ("List", "") in admin.asked and ("include.Get", "extra") in admin.asked
+
+
+def test_dom0_reads_the_directory_itself_and_asks_the_api_only_what_it_cannot_read(tmp_path):
+    files = {"30-flows": "qubes.ClipboardPaste * a b allow\n", "50-other": "qubes.Filecopy * a b allow\n",
+             "include/extra": "qubes.ClipboardPaste * a c allow\n", "29-transient": "qubes.ClipboardPaste * a d deny\n"}
+    (tmp_path / "include").mkdir()
+    for name in ("30-flows", "50-other"):
+        (tmp_path / f"{name}.policy").write_text(files[name])
+    (tmp_path / "include" / "extra").write_text(files["include/extra"])
+    (tmp_path / ".corral-tmp-30-flows.policy").write_text("half written\n")  # qrexec skips dot files, so do we
+    (tmp_path / "README").write_text("not a policy file\n")
+    admin = _Admin(files, ["29-transient", "30-flows"])  # 29-transient: only the service knows it (/run on R4.3)
+    store = policy_files.Dom0Store(str(tmp_path), admin)
+    assert store.names() == ["30-flows", "50-other"]
+    assert store.get("30-flows") == (policy_files.token_of(files["30-flows"].encode()), files["30-flows"])
+    assert store.get("31-missing") is None and admin.asked == []
+    every = store.read_all()
+    assert every == {path: found for path, found in policy_files.DirectoryStore(str(tmp_path)).read_all().items()
+                     if path.endswith(".policy") and not path.startswith(".") or path.startswith("include/")}
+    assert set(every) == {"30-flows.policy", "50-other.policy", "include/extra"} and admin.asked == []
+    # the files of a service: policy.GetFiles names them, this directory has all but one
+    assert set(store.read_for_service("qubes.ClipboardPaste")) == {"29-transient.policy", "30-flows.policy"}
+    assert admin.asked == [("GetFiles", "qubes.ClipboardPaste"), ("Get", "29-transient")]
