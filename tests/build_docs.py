@@ -37,6 +37,7 @@ myst_heading_anchors = 3
 # there. Offline, one local page holds them, each pointing to that documentation by address.
 ANSIBLE_LABELS = {
     "action_plugins": ("Action plugins", "https://docs.ansible.com/ansible/latest/plugins/action.html"),
+    "callback_plugins": ("Callback plugins", "https://docs.ansible.com/ansible/latest/plugins/callback.html"),
     "common_return_values": ("Return values common to all modules",
                              "https://docs.ansible.com/ansible/latest/reference_appendices/common_return_values.html"),
     "ansible_configuration_settings": ("Ansible configuration settings",
