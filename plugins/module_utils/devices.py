@@ -119,21 +119,42 @@ def parse_device(field: str, raw) -> Wanted:
     return Wanted(field, devclass, backend, port, device_id, mode, dict(sorted(texts.items())))
 
 
-def device_specs(params: dict) -> dict[str, tuple[str, list[Wanted]]]:
-    """Validate the module's devices: qube -> (field prefix, [Wanted]); ``name`` + ``devices`` or ``qubes``."""
+QUBE_ENTRY_KEYS = ("devices", "shutdown_if_needed")
+"""The keys of a qube's entry in ``qubes`` when it is a mapping rather than the list of its devices."""
+
+
+def _qube_entry(name: str, entry) -> tuple[str, object, bool | None]:
+    """One value of ``qubes``: (field of its devices, its devices as given, its own shutdown_if_needed or None)."""
+    if not isinstance(entry, dict):
+        return f"qubes.{name}", entry if entry is not None else [], None
+    unknown = sorted(str(key) for key in entry if key not in QUBE_ENTRY_KEYS)
+    if unknown:
+        raise engine.PlanError(f"qubes.{name}.{unknown[0]}", "expected the list of the qube's devices, or a mapping "
+                                                             f"with {' and '.join(QUBE_ENTRY_KEYS)}")
+    shutdown = entry.get("shutdown_if_needed")
+    if shutdown is not None and not isinstance(shutdown, bool):
+        raise engine.PlanError(f"qubes.{name}.shutdown_if_needed", f"expected true or false, not {shutdown!r}")
+    devs = entry.get("devices")
+    return f"qubes.{name}.devices", devs if devs is not None else [], shutdown
+
+
+def device_specs(params: dict) -> dict[str, tuple[str, list[Wanted], bool | None]]:
+    """Validate the module's devices: qube -> (field prefix, [Wanted], its own shutdown_if_needed or None);
+    ``name`` + ``devices``, or ``qubes`` (each qube's list of devices, or a mapping with devices and
+    shutdown_if_needed)."""
     qubes = params.get("qubes")
     if qubes is not None and (params.get("name") is not None or params.get("devices") is not None):
         raise engine.PlanError("qubes", "give either qubes (several qubes) or name with devices (one qube), not both")
     if qubes is None:
         if not params.get("name"):
             raise engine.PlanError("name", "name the qube (or give qubes: a mapping of qubes to their devices)")
-        forms = {params["name"]: ("devices", params.get("devices") or [])}
+        forms = {params["name"]: ("devices", params.get("devices") or [], None)}
     else:
         if not isinstance(qubes, dict) or not qubes:
             raise engine.PlanError("qubes", "expected a mapping of qube names to lists of devices")
-        forms = {str(name): (f"qubes.{name}", devs if devs is not None else []) for name, devs in qubes.items()}
+        forms = {str(name): _qube_entry(str(name), entry) for name, entry in qubes.items()}
     specs = {}
-    for name, (field, raw) in forms.items():
+    for name, (field, raw, shutdown) in forms.items():
         if not isinstance(raw, list):
             raise engine.PlanError(field, f"expected a list of devices, not {raw!r}")
         wanted = [parse_device(f"{field}[{index}]", item) for index, item in enumerate(raw)]
@@ -143,7 +164,7 @@ def device_specs(params: dict) -> dict[str, tuple[str, list[Wanted]]]:
                 raise engine.PlanError(want.field, f"{want.devclass} device {want.device} is listed twice "
                                                    f"(also {seen[want.key]})")
             seen[want.key] = want.field
-        specs[name] = (field, wanted)
+        specs[name] = (field, wanted, shutdown)
     return specs
 
 
@@ -225,11 +246,11 @@ class DevicePlanner:
             raise engine.PlanError("classes", f"expected classes among {', '.join(CLASSES)}, not {unknown[0]!r}")
         release = self.reader.release
         present = {}
-        for name, (field, wanted) in self.specs.items():
+        for name, (field, wanted, _shutdown) in self.specs.items():
             error = names.vm_name_error(name, release)
+            where = "name" if field == "devices" else f"qubes.{name}"
             if error:
-                raise engine.PlanError(field if field != "devices" else "name", error)
-            where = "name" if field == "devices" else field
+                raise engine.PlanError(where, error)
             if engine.missing_qube(self.reader, self.plan, self.check_mode, where, name,
                                    assumed=", with no devices"):
                 self.after[name] = [shown(w.devclass, self._planned_item(w, None)) for w in wanted]
@@ -361,10 +382,12 @@ class DevicePlanner:
         needs_halt = [step for step in steps if step[1] == "pci" and step[0] != "persist"]
         restore = None
         if needs_halt and power != "halted":
-            if not self.shutdown_if_needed:
-                raise engine.PlanError("shutdown_if_needed", f"changing the PCI devices of {name} needs it halted and "
-                                                             f"it is {power}: set shutdown_if_needed: true (it is "
-                                                             "started again afterwards) or halt it first")
+            own = self.specs[name][2]
+            if not (self.shutdown_if_needed if own is None else own):
+                where = "shutdown_if_needed" if own is None else f"qubes.{name}.shutdown_if_needed"
+                raise engine.PlanError(where, f"changing the PCI devices of {name} needs it halted and it is {power}: "
+                                              "set shutdown_if_needed: true (it is started again afterwards) or halt "
+                                              "it first")
             restore = engine.plan_stop_and_start(self.reader, self.plan, name, self.check_mode)
         for kind, devclass, item, other in steps:
             self._add_step(name, kind, devclass, item, other)
@@ -377,7 +400,7 @@ class DevicePlanner:
         """Two qubes of this task that both run may not want the same device."""
         if power == "halted":
             return
-        for other, (_field, other_wanted) in self.specs.items():
+        for other, (_field, other_wanted, _shutdown) in self.specs.items():
             if other == name or other not in self.reader.vms or self.reader.power(other) == "halted":
                 continue
             for want in wanted:

@@ -66,6 +66,20 @@ def qube_options(qubes_layout, mark_created: bool = True) -> dict[str, dict]:
     return options
 
 
+def device_options(qubes_layout) -> dict[str, dict]:
+    """The layout's device assignments as the ``qubes`` option of corral.qubes.devices: each qube that lists
+    ``devices``, with them and its ``shutdown_if_needed`` (false unless the entry sets it)."""
+    if not isinstance(qubes_layout, dict):
+        raise ValueError(f"qubes_layout: expected a mapping of qube names to entries, not {type(qubes_layout).__name__}")
+    options = {}
+    for name, entry in qubes_layout.items():
+        if entry is not None and not isinstance(entry, dict):
+            raise ValueError(f"qubes_layout.{name}: expected a mapping, not {entry!r}")
+        if entry and "devices" in entry:
+            options[name] = {"devices": entry["devices"], "shutdown_if_needed": entry.get("shutdown_if_needed", False)}
+    return options
+
+
 TEMPLATE_KEYS = {"names": (list,), "state": (str,), "enablerepo": (list,), "pool": (str,), "releasever": (str,),
                  "updatevm": (str,)}
 """Keys of an entry of ``qubes_templates`` (the options of corral.qubes.template)."""

@@ -76,7 +76,9 @@ options:
         type: dict
   qubes:
     description:
-      - Several qubes in one task, each mapped to its O(devices) list.
+      - Several qubes in one task, each mapped to its O(devices) list, or to a mapping with C(devices) (that list)
+        and C(shutdown_if_needed) (the qube's own O(shutdown_if_needed), over the task's).
+      - The filter P(corral.qubes.layout_devices#filter) makes it from a layout.
     type: dict
   strict:
     description:
@@ -123,6 +125,10 @@ EXAMPLES = r"""
         - {class: pci, device: "dom0:00_1d.0", options: {no-strict-reset: true}}
       vault:
         - {class: usb, device: "sys-usb:2-1", device_id: "0x1050:0x0407::u03**01", mode: ask-to-attach}
+
+- name: Every qube of a layout that lists devices, each with its own shutdown_if_needed
+  corral.qubes.devices:
+    qubes: "{{ qubes_layout | corral.qubes.layout_devices }}"
 
 - name: Take every PCI device away from a test qube
   corral.qubes.devices:

@@ -122,6 +122,38 @@ def test_several_qubes_in_one_task(dom0, usb_player):
     assert len(pci_assigned(client, "sys-usb")) == 2
 
 
+def test_each_qube_of_a_task_with_its_own_shutdown_if_needed(dom0, usb_player):
+    client = dom0.client()
+    client.start("sys-net")
+    client.start("sys-usb")
+    entries = {"sys-net": {"devices": [pci(NIC, options=NSR)], "shutdown_if_needed": True},
+               "sys-usb": {"devices": [pci(EHCI2, options=NSR)]}}  # no flag of its own: the task's (false)
+    mark = dom0.mark()
+    refused = usb_player.run([devices(qubes=entries, classes=["pci"])])[0]
+    assert refused["failed"] and refused["field"] == "shutdown_if_needed" and "of sys-usb" in refused["msg"]
+    assert dom0.writes_since(mark) == []  # every qube planned before the first change
+    bad = usb_player.run([devices(qubes={"sys-usb": {"devices": [], "shutdown": True}}),
+                          devices(qubes={"sys-usb": {"devices": [], "shutdown_if_needed": "yes"}}),
+                          devices(qubes={"sys-usb": {"devices": [pci("00_1a.0")]}})])
+    assert [r.get("field") for r in bad.results] == ["qubes.sys-usb.shutdown", "qubes.sys-usb.shutdown_if_needed",
+                                                     "qubes.sys-usb.devices[0].device"]
+    assert dom0.writes_since(mark) == []
+
+    entries["sys-usb"]["shutdown_if_needed"] = True
+    entries["sys-net"]["shutdown_if_needed"] = False  # its own false over the task's true
+    refused = usb_player.run([devices(qubes=entries, classes=["pci"], shutdown_if_needed=True)])[0]
+    assert refused["failed"] and refused["field"] == "qubes.sys-net.shutdown_if_needed"
+    entries["sys-net"]["shutdown_if_needed"] = True
+    task = devices(qubes=entries, classes=["pci"])
+    run = usb_player.run([task, task])
+    assert [r["changed"] for r in run.results] == [True, False]
+    assert run[0]["actions"][0] == "shut down sys-net" and "start sys-usb" in run[0]["actions"]
+    assert pci_assigned(client, "sys-net") == ["dom0+00_19.0:0x8086:0x1502::p020000"]
+    assert len(pci_assigned(client, "sys-usb")) == 1
+    vms = client.list_vms()
+    assert vms["sys-net"].state == "Running" and vms["sys-usb"].state == "Running"
+
+
 def test_bad_input_changes_nothing(dom0, usb_player):
     client = dom0.client()
     usb_player.run([qube("pvh-only", label="red", netvm="", properties={"virt_mode": "pvh"}),

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import pathlib
+import re
 
+import pytest
 import yaml
 
 from ansible_collections.corral.qubes.plugins.module_utils import layout
@@ -60,3 +62,21 @@ def test_the_role_argument_spec_lists_the_same_keys():
     assert layout.VARIABLES["inside"] in fedora["options"]
     for key in layout.INSIDE_KEYS:
         assert f"C({key})" in " ".join(fedora["options"]["fedora_templates"]["description"]), key
+
+
+def test_the_layout_as_the_qubes_options_of_the_qube_and_devices_modules():
+    usb = [{"class": "pci", "device": "dom0:00_1a.0"}]
+    qubes_layout = {"sys-usb": {"label": "red", "devices": usb, "shutdown_if_needed": True, "firewall": []},
+                    "vault": {"label": "black", "netvm": "", "devices": []},
+                    "work": {"label": "blue", "mark_created": False}, "empty": None}
+    assert layout.qube_options(qubes_layout) == {
+        "sys-usb": {"label": "red", "shutdown_if_needed": True, "mark_created": True},
+        "vault": {"label": "black", "netvm": "", "mark_created": True},
+        "work": {"label": "blue", "mark_created": False}, "empty": {"mark_created": True}}
+    # only the qubes that list devices (an empty list too: it removes theirs), each with its own flag
+    assert layout.device_options(qubes_layout) == {"sys-usb": {"devices": usb, "shutdown_if_needed": True},
+                                                   "vault": {"devices": [], "shutdown_if_needed": False}}
+    for bad, where in (([], "qubes_layout: expected a mapping"), ({"x": ["y"]}, "qubes_layout.x: expected a mapping")):
+        for convert in (layout.qube_options, layout.device_options):
+            with pytest.raises(ValueError, match=f"^{re.escape(where)}"):
+                convert(bad)
