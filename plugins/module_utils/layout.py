@@ -50,16 +50,22 @@ OTHER_MODULES_KEYS = ("devices", "firewall")
 """Keys of a layout entry that corral.qubes.devices and corral.qubes.firewall converge, not corral.qubes.qube."""
 
 
-def qube_options(qubes_layout, mark_created: bool = True) -> dict[str, dict]:
-    """A layout's qubes as the ``qubes`` option of corral.qubes.qube: each entry without devices and firewall,
-    marked as created by this collection (``mark_created``) unless the entry says otherwise."""
+def _layout_entries(qubes_layout):
+    """(name, entry) of each qube of a layout, an empty entry as {}; ValueError naming what is not a mapping."""
     if not isinstance(qubes_layout, dict):
         raise ValueError(f"qubes_layout: expected a mapping of qube names to entries, not {type(qubes_layout).__name__}")
-    options = {}
     for name, entry in qubes_layout.items():
         if entry is not None and not isinstance(entry, dict):
             raise ValueError(f"qubes_layout.{name}: expected a mapping, not {entry!r}")
-        kept = {key: value for key, value in (entry or {}).items() if key not in OTHER_MODULES_KEYS}
+        yield name, entry or {}
+
+
+def qube_options(qubes_layout, mark_created: bool = True) -> dict[str, dict]:
+    """A layout's qubes as the ``qubes`` option of corral.qubes.qube: each entry without devices and firewall,
+    marked as created by this collection (``mark_created``) unless the entry says otherwise."""
+    options = {}
+    for name, entry in _layout_entries(qubes_layout):
+        kept = {key: value for key, value in entry.items() if key not in OTHER_MODULES_KEYS}
         if mark_created:
             kept.setdefault("mark_created", True)
         options[name] = kept
@@ -69,13 +75,9 @@ def qube_options(qubes_layout, mark_created: bool = True) -> dict[str, dict]:
 def device_options(qubes_layout) -> dict[str, dict]:
     """The layout's device assignments as the ``qubes`` option of corral.qubes.devices: each qube that lists
     ``devices``, with them and its ``shutdown_if_needed`` (false unless the entry sets it)."""
-    if not isinstance(qubes_layout, dict):
-        raise ValueError(f"qubes_layout: expected a mapping of qube names to entries, not {type(qubes_layout).__name__}")
     options = {}
-    for name, entry in qubes_layout.items():
-        if entry is not None and not isinstance(entry, dict):
-            raise ValueError(f"qubes_layout.{name}: expected a mapping, not {entry!r}")
-        if entry and "devices" in entry:
+    for name, entry in _layout_entries(qubes_layout):
+        if "devices" in entry:
             options[name] = {"devices": entry["devices"], "shutdown_if_needed": entry.get("shutdown_if_needed", False)}
     return options
 
