@@ -44,6 +44,23 @@ POLICY_DIR_ENV = "CORRAL_POLICY_DIR"
 """Where dom0's policy directory is when it is not /etc/qubes/policy.d (a rehearsal dom0's state)."""
 
 
+def read_file(directory: str, path: str) -> tuple[str, str] | None:
+    """One policy file of ``directory`` as (token, text), the token the policy admin API gives; None if absent."""
+    try:
+        with open(os.path.join(directory, path), "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return None
+    return token_of(data), data.decode("utf-8", "replace")
+
+
+def policy_names(directory: str) -> list[str]:
+    """The top-level ``*.policy`` files of ``directory``, without ``.policy`` (what ``policy.List`` lists)."""
+    return sorted(entry[:-len(".policy")] for entry in os.listdir(directory)
+                  if entry.endswith(".policy") and not entry.startswith(".")
+                  and os.path.isfile(os.path.join(directory, entry)))
+
+
 def token_of(data: bytes) -> str:
     """The policy admin API's token of a file's bytes."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
@@ -143,11 +160,14 @@ class ApiStore:
         and only those are read; when one of them includes other files, every
         file is read, so that the includes resolve as qrexec resolves them.
         """
-        files = {source_path(name): self._count(self.admin.get(name))
-                 for name in self._count(self.admin.get_files(service))}
+        files = {source_path(name): self._service_file(name) for name in self._count(self.admin.get_files(service))}
         if any(line.lstrip().startswith("!include") for _token, text in files.values() for line in text.splitlines()):
             return self.read_all()
         return files
+
+    def _service_file(self, name: str) -> tuple[str, str]:
+        """A file ``policy.GetFiles`` named."""
+        return self._count(self.admin.get(name))
 
     def replace(self, name: str, text: str, token: str) -> None:
         """Write one file if it still matches ``token``."""
@@ -178,27 +198,18 @@ class Dom0Store(ApiStore):
         super().__init__(admin)
         self.directory = directory
 
-    def _read(self, path: str) -> tuple[str, str] | None:
-        self.calls += 1
-        try:
-            with open(os.path.join(self.directory, path), "rb") as handle:
-                data = handle.read()
-        except FileNotFoundError:
-            return None
-        return token_of(data), data.decode("utf-8", "replace")
-
     def names(self) -> list[str]:
         """The top-level ``*.policy`` files' names, from the directory."""
-        return sorted(entry[:-len(".policy")] for entry in os.listdir(self.directory)
-                      if entry.endswith(".policy") and not entry.startswith(".")
-                      and os.path.isfile(os.path.join(self.directory, entry)))
+        return policy_names(self.directory)
 
     def get(self, name: str) -> tuple[str, str] | None:
         """One file's (token, text), None if it does not exist."""
         try:
-            return self._read(source_path(name))
+            found = read_file(self.directory, source_path(name))
         except PermissionError:
             return super().get(name)
+        self.calls += 1
+        return found
 
     def read_all(self) -> dict[str, tuple[str, str]]:
         """Every top-level ``.policy`` file and every file under ``include/``."""
@@ -211,16 +222,11 @@ class Dom0Store(ApiStore):
                 files[source_path(f"{policy.INCLUDE_DIR}/{entry}")] = self.get(f"{policy.INCLUDE_DIR}/{entry}")
         return {path: found for path, found in files.items() if found is not None}
 
-    def read_for_service(self, service: str) -> dict[str, tuple[str, str]]:
-        """``policy.GetFiles`` (one call: it knows every directory qrexec loads), then those files read here."""
-        files = {}
-        for name in self._count(self.admin.get_files(service)):
-            found = self.get(name)
-            # Not in this directory: R4.3 also loads /run/qubes/policy.d, which the service reads for us.
-            files[source_path(name)] = found if found is not None else self._count(self.admin.get(name))
-        if any(line.lstrip().startswith("!include") for _token, text in files.values() for line in text.splitlines()):
-            return self.read_all()
-        return files
+    def _service_file(self, name: str) -> tuple[str, str]:
+        """A file ``policy.GetFiles`` named, read here; one only the service knows (R4.3 also loads
+        /run/qubes/policy.d) through it."""
+        found = self.get(name)
+        return found if found is not None else super()._service_file(name)
 
 
 def default_store() -> ApiStore:
@@ -243,16 +249,11 @@ class DirectoryStore:
         if not os.path.isdir(self.directory):
             raise policy_client.PolicyAdminError(f"policy directory {self.directory} does not exist")
         sources, _dirs = policy.read_directory(self.directory)
-        files = {}
-        for path in sources:
-            with open(os.path.join(self.directory, path), "rb") as handle:
-                data = handle.read()
-            files[path] = (token_of(data), data.decode("utf-8", "replace"))
-        return files
+        return {path: read_file(self.directory, path) for path in sources}  # bytes, for the tokens
 
     def names(self) -> list[str]:
         """The top-level ``*.policy`` files' names."""
-        return Dom0Store.names(self)  # the same listing, without the API behind it
+        return policy_names(self.directory)
 
     def read_for_service(self, _service: str) -> dict[str, tuple[str, str]]:
         """Every file (a directory is read whole; a file is cheap to read here)."""
@@ -261,12 +262,7 @@ class DirectoryStore:
     def get(self, name: str) -> tuple[str, str] | None:
         """One file's (token, text), None if it does not exist."""
         self.calls += 1
-        try:
-            with open(os.path.join(self.directory, source_path(name)), "rb") as handle:
-                data = handle.read()
-        except FileNotFoundError:
-            return None
-        return token_of(data), data.decode("utf-8", "replace")
+        return read_file(self.directory, source_path(name))
 
     def _check_token(self, path: str, token: str) -> None:
         try:
