@@ -10,6 +10,7 @@
   clipboard  copy into / paste from the global clipboard of a running serve
   rootfs  build the cached base root filesystem of the qubes (``rootfs build``)
   dom0host  the rehearsal dom0 in a host of its own, reached by ssh (``dom0host start|stop|status|ssh-config|exec``)
+  xenhost   the nested Xen host: a real hypervisor under QEMU, its qubes Xen domains (``xenhost build|start|stop|...``)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import threading
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import names, wire
 
-from rehearsal import demo, installer, network, observe, qrexec, qrexec_proto, roots, rootfs, seed, world
+from rehearsal import demo, installer, network, observe, qrexec, qrexec_proto, roots, rootfs, seed, world, xen
 from rehearsal.dom0 import Dom0
 from rehearsal.model import Dom0State
 from rehearsal.policy_admin import POLICY_DIR, PolicyStore
@@ -125,8 +126,12 @@ def build_server(args) -> RehearsalServer:
     net = build_network(args, dom0)
     server = RehearsalServer(dom0, args.socket, observe.CallLog(args.call_log), faults, debug=args.debug,
                              network=net)
+    if args.backend == "xen":
+        if shutil.which("xl") is None:
+            raise SystemExit("--backend xen needs Xen's xl (run it in the nested Xen host: python -m rehearsal xenhost)")
+        server.companions.append(xen.Xen(dom0, args.state))
     try:
-        runs_roots = roots.enabled(args.roots)
+        runs_roots = args.backend != "xen" and roots.enabled(args.roots)
     except roots.Unavailable as exc:
         raise SystemExit(str(exc)) from None
     backend = roots.Roots(dom0, args.state, daemon_dir_for(args), network=net) if runs_roots else None
@@ -316,6 +321,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["dom0host"]:
         from rehearsal import dom0host  # pylint: disable=import-outside-toplevel
         return dom0host.main(argv[1:])
+    if argv[:1] == ["xenhost"]:
+        from rehearsal import xenhost  # pylint: disable=import-outside-toplevel
+        return xenhost.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m rehearsal", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -351,6 +359,11 @@ def main(argv=None) -> int:
                        help="run each running qube on a root filesystem of its own, in its own namespaces "
                             "(auto: as root when the base root is cached; on: build it if missing; "
                             "default %(default)s)")
+        p.add_argument("--backend", choices=("stand-in", "xen"), default="stand-in",
+                       help="what runs the qubes: the rehearsal's stand-ins (power states as bookkeeping, roots and "
+                            "network per --roots and --network), or xen: real Xen domains through xl (inside the "
+                            "nested Xen host, python -m rehearsal xenhost; --roots is then off) "
+                            "(default %(default)s)")
         p.add_argument("--qrexec-daemon-dir", metavar="DIR",
                        help=f"where qrexec.<qube> marks a qube whose root runs (default: {DAEMON_DIR_NAME}/ "
                             f"next to the qrexec socket; ${qrexec_proto.ENV_DAEMON_DIR} for commands of run)")
@@ -397,6 +410,8 @@ def main(argv=None) -> int:
                                                "$QUBESD_SOCKET")
     clip.set_defaults(func=cmd_clipboard)
 
+    sub.add_parser("xenhost", help="the nested Xen host (build, start, stop, status, ssh-config, exec)",
+                   add_help=False)
     sub.add_parser("dom0host", help="the rehearsal dom0 in a host of its own (start, stop, status, ssh-config, exec)",
                    add_help=False)
     rootfs_parser = sub.add_parser("rootfs", help="the cached base root filesystem of the qubes")

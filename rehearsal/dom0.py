@@ -363,6 +363,36 @@ class Dom0:
             self.value(q, "memory") or 0 for q in self.state.domains.values()
             if q.klass != "AdminVM" and q.is_running)
 
+    def _observer(self):
+        """The backend that knows the qubes' real power states (``power_states()``: the Xen backend), if any."""
+        return next((b for b in self.backends if hasattr(b, "power_states")), None)
+
+    def _observed_free_memory(self) -> int | None:
+        observer = self._observer()
+        return None if observer is None else observer.free_memory_mib()
+
+    def observe_power(self) -> None:
+        """Take the qubes' power states and xids from the backend that runs them for real (if one does).
+
+        A domain the backend no longer has is Halted (the guest powered off, or someone destroyed it: the
+        shutdown events fire as after a shutdown); a domain paused or unpaused behind the rehearsal's back is
+        Paused or Running; Crashed and Dying are reported as they are.
+        """
+        observer = self._observer()
+        if observer is None:
+            return
+        seen = observer.power_states()
+        for qube in list(self.state.domains.values()):
+            if qube.klass == "AdminVM" or qube.is_halted:
+                continue
+            state, domid = seen.get(qube.name, ("Halted", -1))
+            if state == "Halted":
+                qube.power_state = "Halting"
+                self._finish_halt(qube)
+            elif state != qube.power_state and not (state == "Running" and qube.power_state == "Halting"):
+                qube.power_state = state
+                qube.xid = domid
+
     async def start(self, qube: Qube) -> None:
         """admin.vm.Start: netvm chain first; a qube that is not halted is left alone."""
         if qube.klass == "AdminVM":
@@ -386,7 +416,8 @@ class Dom0:
                 self.fire(qube, "domain-start-failed", reason="netvm failed to start")
                 raise
         memory = self.value(qube, "memory") or 0
-        if self.memory_in_use() + memory > self.state.host_memory_mib:
+        free = self._observed_free_memory()
+        if (memory > free) if free is not None else (self.memory_in_use() + memory > self.state.host_memory_mib):
             self.fire(qube, "domain-start-failed", reason="not enough memory")
             raise wire.QubesMemoryError(f"Not enough memory to start domain '{qube.name}'")
         qube.power_state = "Running"
@@ -445,10 +476,16 @@ class Dom0:
                     self.backend_hook("device_detached", frontend, devclass, item)
                     self.fire(frontend, f"device-detach:{devclass}", port=f"{item['backend']}:{item['port_id']}")
 
-    async def wait_halted(self, qube: Qube) -> None:
-        """Wait for a Halting qube to reach Halted."""
+    async def wait_halted(self, qube: Qube, timeout: float | None = None) -> None:
+        """Wait for a Halting qube to reach Halted (QubesVMShutdownTimeoutError after ``timeout`` seconds)."""
+        observer = self._observer()
+        deadline = None if timeout is None else time.monotonic() + timeout
         while qube.power_state == "Halting":
-            await asyncio.sleep(0.01)
+            if deadline is not None and time.monotonic() > deadline:
+                raise wire.QubesVMShutdownTimeoutError(f"Domain shutdown timed out: '{qube.name}'")
+            await asyncio.sleep(0.01 if observer is None else 0.2)
+            if observer is not None:
+                self.observe_power()
 
     async def shutdown(self, qube: Qube, force: bool, wait: bool) -> None:
         """admin.vm.Shutdown: refuses while clients run unless forced; Halting, then Halted."""
@@ -465,6 +502,13 @@ class Dom0:
             self.fire(qube, "domain-shutdown-failed", reason=message)
             raise wire.QubesVMError(message)
         qube.power_state = "Halting"
+        observer = self._observer()
+        if observer is not None:
+            # the backend asks the guest; the qube is Halted when its domain is gone
+            await observer.qube_shutdown(qube)
+            if wait:
+                await self.wait_halted(qube, timeout=self.value(qube, "shutdown_timeout") or 60)
+            return
         if self.shutdown_delay <= 0:
             self._finish_halt(qube)
             return

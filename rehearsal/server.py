@@ -160,6 +160,9 @@ class RehearsalServer:
             return
         reason = None
         try:
+            if request.method.startswith("admin.vm."):
+                # power states from the backend that runs the qubes for real (Xen), if there is one
+                self.dom0.observe_power()
             reply = await self._dispatch(request, meth, conn)
             if reply is _STREAMING:
                 return
