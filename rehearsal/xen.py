@@ -21,7 +21,7 @@ import asyncio
 import os
 import subprocess
 
-from ansible_collections.corral.qubes.plugins.module_utils import wire
+from ansible_collections.corral.qubes.plugins.module_utils import hardware, wire
 
 KERNEL = "/var/lib/corral-xen/vmlinuz"
 INITRAMFS = "/var/lib/corral-xen/initramfs.cpio.gz"
@@ -48,16 +48,6 @@ def xl_list(text: str) -> dict[str, dict]:
         state = next((XL_STATES[f] for f in "dcsp" if f in flags), "Running")
         domains[words[0]] = {"id": int(words[1]), "memory": int(words[2]), "vcpus": int(words[3]), "state": state}
     return domains
-
-
-def xl_info(text: str) -> dict[str, str]:
-    """``xl info`` output -> key -> value."""
-    info = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            info[key.strip()] = value.strip()
-    return info
 
 
 def domain_config(name: str, uuid: str, virt_mode: str, memory: int, maxmem: int, vcpus: int) -> str:
@@ -100,7 +90,7 @@ class Xen:
 
     def info(self) -> dict[str, str]:
         """``xl info``."""
-        return xl_info(self.run("info").stdout)
+        return hardware.parse_xl_info(self.run("info").stdout)
 
     def free_memory_mib(self) -> int:
         """What Xen has free for a new domain (``free_memory`` of ``xl info``)."""

@@ -36,6 +36,7 @@ import tempfile
 import time
 
 from rehearsal import rootfs
+from rehearsal.dom0host import HostError, _run  # one error and one command runner for both hosts
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOTFS_NAME = "debian-xenhost"
@@ -104,17 +105,6 @@ DOMU_INITTAB = """::sysinit:/bin/true
 ::respawn:/bin/sleep 86400
 ::shutdown:/bin/sync
 """
-
-
-class HostError(RuntimeError):
-    """The Xen host cannot be built, started or reached (the message says why)."""
-
-
-def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
-    if proc.returncode != 0:
-        raise HostError(f"{shlex.join(argv)} exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-2000:]}")
-    return proc
 
 
 # -- the image ------------------------------------------------------------------------------------

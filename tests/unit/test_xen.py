@@ -20,12 +20,6 @@ def test_xl_list_gives_each_domain_but_dom0_with_its_qubes_power_state():
     assert domains["t3"]["state"] == "Halting"
 
 
-def test_xl_info_fields():
-    info = xen.xl_info("virt_caps              : pv hvm hap shadow gnttab-v1 gnttab-v2\nfree_memory            : 3028\n")
-    assert info["virt_caps"].split() == ["pv", "hvm", "hap", "shadow", "gnttab-v1", "gnttab-v2"]
-    assert int(info["free_memory"]) == 3028
-
-
 def test_domain_config_of_a_pvh_qube():
     text = xen.domain_config("work", "683f3611-afa6-4be5-bb0d-5048c842dbc0", "pvh", 200, 400, 2)
     lines = text.splitlines()
