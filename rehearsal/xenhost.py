@@ -41,9 +41,10 @@ from rehearsal.dom0host import HostError, _run  # one error and one command runn
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOTFS_NAME = "debian-xenhost"
 INCLUDE = rootfs.DOM0HOST_INCLUDE + ("xen-system-amd64", "linux-image-amd64", "systemd-sysv", "udev", "kmod",
-                                     "busybox-static", "cpio")
-"""The host's packages: the dom0 host's, Xen with its tools, a kernel, systemd, and busybox with cpio (what the
-qubes' stand-in OS is made of)."""
+                                     "busybox-static", "cpio", "seabios", "qemu-system-xen")
+"""The host's packages: the dom0 host's, Xen with its tools, a kernel, systemd, busybox with cpio (what the
+qubes' stand-in OS is made of), and what HVM domains need: their firmware (seabios) and device model
+(qemu-system-xen)."""
 IMAGE_VERSION = 1
 """Of what :func:`customise` puts in; a cached image of another version is made again."""
 IMAGE_SIZE = "3G"
@@ -115,10 +116,11 @@ def image_dir() -> str:
 
 
 def image_ready() -> bool:
-    """Whether a complete image of this version is cached."""
+    """Whether a complete image of this version and package list is cached."""
     try:
         with open(os.path.join(image_dir(), "image.json"), encoding="utf-8") as handle:
-            return json.load(handle).get("version") == IMAGE_VERSION
+            built = json.load(handle)
+        return built.get("version") == IMAGE_VERSION and built.get("include") == list(INCLUDE)
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -208,7 +210,7 @@ def build_image(force: bool = False, log=None) -> tuple[str, float, bool]:
               os.path.join(temp, "disk.img"), IMAGE_SIZE])
         rootfs.remove_tree(staging)
         with open(os.path.join(temp, "image.json"), "w", encoding="utf-8") as handle:
-            json.dump({"version": IMAGE_VERSION, "rootfs": ROOTFS_NAME,
+            json.dump({"version": IMAGE_VERSION, "rootfs": ROOTFS_NAME, "include": list(INCLUDE),
                        "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, handle)
         if os.path.exists(directory):
             shutil.rmtree(directory)
