@@ -9,9 +9,10 @@ it: ``virt_caps`` of ``xl info``); Shutdown, Kill, Pause and Unpause are ``xl sh
 host's free memory comes from Xen (``xl list``, ``xl info``), read before each call that concerns a qube,
 so a domain that went away (the guest powered off, someone ran ``xl destroy``) is Halted, as qubesd sees it.
 
-Stand-in (documented): a qube's OS is not its template's.  Every domain boots the host's own Linux kernel
-with a busybox initramfs (:data:`KERNEL`, :data:`INITRAMFS`, built into the host's image) whatever the
-qube's ``kernel`` property names; it powers off when Xen asks it to.  It runs no qrexec agent, so, as qubesd
+Stand-in (documented): a qube's OS is not its template's.  A PVH or PV domain boots the host's own Linux
+kernel with a busybox initramfs (:data:`KERNEL`, :data:`INITRAMFS`, built into the host's image) whatever the
+qube's ``kernel`` property names, and powers off when Xen asks it to; an HVM domain runs its firmware with
+no disk (the qube's volumes are metadata), so only Kill ends it.  It runs no qrexec agent, so, as qubesd
 for a qube without the ``qrexec`` feature, a start does not wait for one.
 """
 
@@ -29,8 +30,6 @@ INITRAMFS = "/var/lib/corral-xen/initramfs.cpio.gz"
 
 XL_STATES = {"r": "Running", "b": "Running", "p": "Paused", "s": "Halting", "c": "Crashed", "d": "Dying"}
 """``xl list``'s state letters (running, blocked, paused, shutdown, crashed, dying) as qubesd names them."""
-
-DOMAIN_TYPES = {"pvh": "pvh", "pv": "pv", "hvm": "hvm"}
 
 
 class XlError(wire.QubesException):
@@ -52,7 +51,7 @@ def xl_list(text: str) -> dict[str, dict]:
 
 def domain_config(name: str, uuid: str, virt_mode: str, memory: int, maxmem: int, vcpus: int) -> str:
     """The ``xl create`` configuration of a qube's domain (as qubesd's libvirt XML would make it)."""
-    lines = [f'name = "{name}"', f'uuid = "{uuid}"', f'type = "{DOMAIN_TYPES[virt_mode]}"',
+    lines = [f'name = "{name}"', f'uuid = "{uuid}"', f'type = "{virt_mode}"',
              f"memory = {memory}", f"maxmem = {max(maxmem, memory)}", f"vcpus = {vcpus}",
              'on_poweroff = "destroy"', 'on_reboot = "destroy"', 'on_crash = "destroy"']
     if virt_mode == "hvm":
