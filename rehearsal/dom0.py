@@ -505,7 +505,13 @@ class Dom0:
         observer = self._observer()
         if observer is not None:
             # the backend asks the guest; the qube is Halted when its domain is gone
-            await observer.qube_shutdown(qube)
+            try:
+                await observer.qube_shutdown(qube)
+            except wire.QubesException as exc:
+                # the guest cannot be asked (an HVM domain without PV drivers): it runs on
+                qube.power_state = "Running"
+                self.fire(qube, "domain-shutdown-failed", reason=str(exc))
+                raise
             if wait:
                 await self.wait_halted(qube, timeout=self.value(qube, "shutdown_timeout") or 60)
             return
