@@ -45,7 +45,7 @@ INCLUDE = rootfs.DOM0HOST_INCLUDE + ("xen-system-amd64", "linux-image-amd64", "s
 """The host's packages: the dom0 host's, Xen with its tools, a kernel, systemd, busybox with cpio (what the
 qubes' stand-in OS is made of), and what HVM domains need: their firmware (seabios) and device model
 (qemu-system-xen)."""
-IMAGE_VERSION = 1
+IMAGE_VERSION = 2
 """Of what :func:`customise` puts in; a cached image of another version is made again."""
 IMAGE_SIZE = "3G"
 INSIDE_COLLECTIONS = "/usr/local/lib/corral"
@@ -63,6 +63,11 @@ DOM0_MEMORY_MIB = 1024
 XEN_ARGS = (f"console=com1 com1=115200,8n1 dom0_mem={DOM0_MEMORY_MIB}M,max:{DOM0_MEMORY_MIB}M dom0_max_vcpus=2 "
             "loglvl=all guest_loglvl=all")
 DOM0_ARGS = "root=/dev/vda ro console=hvc0 earlyprintk=xen"
+CPU = "max,-smap,-smep,-avx,-avx2,-fma,-f16c,-vaes,-vpclmulqdq"
+"""QEMU's emulated CPU: everything TCG offers, but SMAP/SMEP (Xen's PV dom0 faults on them under TCG) and the
+AVX family: with it, QEMU 7.2's TCG now and then computes wrong results in the dom0's and the guests' optimised
+copies (processes dying of SIGSEGV, a domain's kernel failing to decompress, an initramfs without its cpio
+magic); without it the C library uses its SSE versions."""
 BOOT_TIMEOUT = 900
 """Seconds a boot may take under full emulation before start gives up (measured: 1 to 4 minutes)."""
 
@@ -151,12 +156,22 @@ def domu_initramfs(root: str, out: str) -> None:
         _put(tree, "/init", DOMU_INIT, 0o755)
         _put(tree, "/etc/inittab", DOMU_INITTAB)
         inside = "/" + os.path.relpath(tree, root)
-        archive = _run(["chroot", root, "sh", "-c", f"cd {inside} && find . | cpio -o -H newc --quiet"],
-                       encoding="latin-1").stdout.encode("latin-1")
+        # the archive goes to a file: through a text pipe its bytes would be changed (\r\n made \n)
+        _run(["chroot", root, "sh", "-c", f"cd {inside} && find . | cpio -o -H newc --quiet > {inside}.cpio"])
+        with open(tree + ".cpio", "rb") as handle:
+            archive = handle.read()
+        # what a guest unpacks must be the busybox put in: read back with cpio
+        unpacked = subprocess.run(["chroot", root, "sh", "-c", f"cpio -i --quiet --to-stdout bin/busybox "
+                                   f"< {inside}.cpio"], capture_output=True, check=True).stdout
+        with open(os.path.join(root, "bin/busybox"), "rb") as handle:
+            if unpacked != handle.read():
+                raise HostError("the qubes' initramfs does not give back busybox as it was put in")
         with gzip.open(out, "wb") as handle:
             handle.write(archive)
     finally:
         shutil.rmtree(tree, ignore_errors=True)
+        if os.path.exists(tree + ".cpio"):
+            os.unlink(tree + ".cpio")
 
 
 def customise(root: str) -> None:
@@ -259,7 +274,7 @@ class Host:
         """The boot command: QEMU with full emulation, Xen as the kernel, dom0's kernel and initrd as modules."""
         images = image_dir()
         modules = f"{images}/vmlinuz {DOM0_ARGS},{images}/initrd.img"
-        return ["qemu-system-x86_64", "-machine", "pc", "-accel", "tcg", "-cpu", "max,-smap,-smep", "-smp", "2",
+        return ["qemu-system-x86_64", "-machine", "pc", "-accel", "tcg", "-cpu", CPU, "-smp", "2",
                 "-m", str(self.memory_mib), "-display", "none", "-no-reboot",
                 "-kernel", f"{images}/xen", "-initrd", modules, "-append", XEN_ARGS,
                 "-drive", f"file={images}/disk.img,if=virtio,format=raw,snapshot=on",
