@@ -23,7 +23,7 @@ DOCS_BUILD := docs/build
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 
-.PHONY: all setup setup-r43 rehearse test lint yamllint ansible-lint changelog-lint docs-lint sanity pytest unit functional molecule molecule-dom0host \
+.PHONY: all setup setup-r43 rehearse test lint yamllint ansible-lint changelog-lint docs-lint sanity pytest unit functional molecule molecule-dom0host molecule-xen \
     r43 r43-pytest r43-sanity artifact docs python-r43 bench clean rootfs
 
 all: test
@@ -122,6 +122,11 @@ molecule: setup rootfs
 # rehearsal dom0 in namespaces of its own, over ssh; verify over ssh (docs/yubikey.md). 2.5 to 4 min on 2 cores.
 molecule-dom0host: setup rootfs
 	NO_COLOR=1 ANSIBLE_HOME=$(CURDIR)/.cache/ansible-home $(BIN)/molecule test --scenario-name dom0host
+
+# The Molecule scenario on the nested Xen host (as root, QEMU needed): a reduced layout as real Xen domains,
+# verified with xl in the host (docs/xen-host.md). Not part of make test yet: see the docs for its flakiness.
+molecule-xen: setup rootfs
+	NO_COLOR=1 ANSIBLE_HOME=$(CURDIR)/.cache/ansible-home $(BIN)/molecule test --scenario-name xen
 
 # The R4.3 dom0 stack: Python 3.13 with ansible-core 2.18 (Fedora 41's). The pytest suite (unit, and
 # functional: every module, the roles, site.yml, the inventory plugin, ansible-doc of every plugin) but the
