@@ -168,4 +168,3 @@ class Xen:
         """The domains keep running when the rehearsal stops, as a real dom0's do when qubesd restarts."""
         if self in self.dom0.backends:
             self.dom0.backends.remove(self)
-

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Print, as JSON, the domains Xen runs (not what the rehearsal believes): name to type, memory and maxmem in MiB,
 vcpus and state, from ``xl list -l`` (libxl's domain configurations) and ``xl list`` (the state letters) and
