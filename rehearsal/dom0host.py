@@ -124,6 +124,36 @@ def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
     return proc
 
 
+def running_record(info_file: str, pid_key: str, marker: str) -> dict | None:
+    """What a host's ``start`` recorded in ``info_file``, if the process under ``pid_key`` still runs and has
+    ``marker`` as one of its arguments (a recycled pid is not the host); None otherwise."""
+    try:
+        with open(info_file, encoding="utf-8") as handle:
+            info = json.load(handle)
+        with open(f"/proc/{int(info[pid_key])}/cmdline", "rb") as handle:
+            if marker.encode() not in handle.read().split(b"\0"):
+                return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info
+
+
+def ensure_key(key: str, comment: str) -> None:
+    """An ed25519 key without passphrase at ``key`` (kept when it exists)."""
+    if not os.path.exists(key):
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", key])
+
+
+def write_ssh_config(path: str, name: str, key: str, reach: list[str]) -> str:
+    """An ssh config with Host ``name``: root by ``key``, no host key kept, reached as ``reach`` says."""
+    lines = [f"Host {name}", *reach, "User root", f"IdentityFile {key}", "IdentitiesOnly yes",
+             "StrictHostKeyChecking no", "UserKnownHostsFile /dev/null", "LogLevel ERROR"]
+    text = lines[0] + "\n" + "".join(f"    {line}\n" for line in lines[1:])
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return text
+
+
 class Host:
     """One dom0 host: its directory (root layer, state, key, ssh config) and its network namespace name."""
 
@@ -143,18 +173,7 @@ class Host:
 
     def info(self) -> dict | None:
         """What ``start`` recorded (init pid, name), if the host runs."""
-        try:
-            with open(self.info_file, encoding="utf-8") as handle:
-                info = json.load(handle)
-        except (OSError, ValueError):
-            return None
-        try:
-            with open(f"/proc/{info['init']}/cmdline", "rb") as handle:
-                if roots.MARKER.encode() not in handle.read().split(b"\0"):
-                    return None
-        except (OSError, KeyError, TypeError):
-            return None
-        return info
+        return running_record(self.info_file, "init", roots.MARKER)
 
     @property
     def init(self) -> int:
@@ -247,8 +266,7 @@ class Host:
         repository = debrepo.stand_in_repository(rootfs.cache_root(), list(self.packages)) if self.packages else None
         for sub in ("root/upper", "root/work", "private", "state"):
             os.makedirs(os.path.join(self.directory, sub), exist_ok=True)
-        if not os.path.exists(self.key):
-            _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"corral dom0 host {self.name}", "-f", self.key])
+        ensure_key(self.key, f"corral dom0 host {self.name}")
         layer = self._layer(repository)
         self._netns()
         binds = [(REPO, INSIDE_REPO, True), (os.path.join(self.directory, "state"), STATE, False)]
@@ -307,17 +325,7 @@ class Host:
 
     def write_ssh_config(self) -> str:
         """``DIR/ssh_config``: Host NAME through its network namespace, root by the host's key."""
-        text = (f"Host {self.name}\n"
-                f"    User root\n"
-                f"    IdentityFile {self.key}\n"
-                f"    IdentitiesOnly yes\n"
-                f"    ProxyCommand ip netns exec %h nc 127.0.0.1 %p\n"
-                f"    StrictHostKeyChecking no\n"
-                f"    UserKnownHostsFile /dev/null\n"
-                f"    LogLevel ERROR\n")
-        with open(self.ssh_config, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        return text
+        return write_ssh_config(self.ssh_config, self.name, self.key, ["ProxyCommand ip netns exec %h nc 127.0.0.1 %p"])
 
     def write_controller_files(self) -> dict:
         """What the controller needs besides ssh, written to ``DIR``: for the qrexec connection plugin.
