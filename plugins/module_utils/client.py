@@ -180,6 +180,11 @@ class AdminClient:
     def __repr__(self) -> str:
         return f"AdminClient({self.transport!r})"
 
+    @property
+    def qubesd_calls(self) -> int:
+        """How many calls reached qubesd (without the replies a transport had from the run's shared reads)."""
+        return sum(getattr(self.transport, "sent", self.calls).values())
+
     # -- raw calls -----------------------------------------------------------
 
     def call_bytes(self, method: str, dest: str = "dom0", arg: str = "", payload: bytes | str = b"") -> bytes:

@@ -251,10 +251,10 @@ def run(client, params: dict, check_mode: bool) -> dict:
                 state.update(installed=True, answer_changed=False, needs_install=False)
     except InstallError as exc:
         return {"failed": True, "changed": bool(task.actions), "msg": str(exc), "field": exc.field,
-                "actions": task.actions, "warnings": task.warnings, "api_calls": sum(client.calls.values())}
+                "actions": task.actions, "warnings": task.warnings, "api_calls": client.qubesd_calls}
     except wire.QubesException as exc:
         return {"failed": True, "changed": bool(task.actions), "msg": f"{type(exc).__name__}: {exc}",
-                "actions": task.actions, "warnings": task.warnings, "api_calls": sum(client.calls.values())}
+                "actions": task.actions, "warnings": task.warnings, "api_calls": client.qubesd_calls}
     state.pop("recorded", None)
     return {"changed": changed, **state, "waited": waited, "actions": task.actions, "warnings": task.warnings,
-            "api_calls": sum(client.calls.values())}
+            "api_calls": client.qubesd_calls}

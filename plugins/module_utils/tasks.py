@@ -17,7 +17,7 @@ import traceback
 
 from ansible_collections.corral.qubes.plugins.module_utils import attach, client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, firewall, flows, hardware, os_install, policy_client
-from ansible_collections.corral.qubes.plugins.module_utils import policy_files, qube_batch, schema, wire
+from ansible_collections.corral.qubes.plugins.module_utils import policy_files, qube_batch, run_reads, schema, wire
 from ansible_collections.corral.qubes.plugins.module_utils import layout as layout_mod
 from ansible_collections.corral.qubes.plugins.module_utils import template as template_mod
 
@@ -134,8 +134,9 @@ ARGUMENT_SPECS = {
 
 
 def connect(params: dict) -> client_mod.AdminClient:
-    """An Admin API client for the task's connection options."""
-    return client_mod.AdminClient(client_mod.default_transport(params.get("qubesd_socket")))
+    """An Admin API client for the task's connection options (sharing reads with the run's other tasks when the
+    callback corral.qubes.run_reads gives the run a directory: :mod:`run_reads`)."""
+    return client_mod.AdminClient(run_reads.wrap(client_mod.default_transport(params.get("qubesd_socket"))))
 
 
 def policy_store(params: dict):
@@ -152,7 +153,7 @@ def run(kind: str, params: dict, check_mode: bool = False, diff: bool = False) -
     client = connect(params)
     if kind == "clipboard_audit":
         result = _audit(engine.Reader(client), params)
-        result["api_calls"] = sum(client.calls.values())
+        result["api_calls"] = client.qubesd_calls
         return result
     if kind == "qube" and (params.get("qubes") is not None or not params.get("name")):
         if params.get("qubes") is None or params.get("name"):
@@ -161,13 +162,13 @@ def run(kind: str, params: dict, check_mode: bool = False, diff: bool = False) -
                     "msg": f"{field}: give either name (one qube, with its options) or qubes (a mapping of qube "
                            "names to their options), not both or neither"}
         result = qube_batch.converge(client, params["qubes"], params.get("created_in_run"), check_mode, diff)
-        result["api_calls"] = sum(client.calls.values())
+        result["api_calls"] = client.qubesd_calls
         return result
     reader = engine.Reader(client)
     reader.created_in_run = params.get("created_in_run")
     if kind == "template":
         result = template_mod.run(reader, params, check_mode, diff)
-        result["api_calls"] = sum(client.calls.values())
+        result["api_calls"] = client.qubesd_calls
         return result
     if kind == "layout_check":
         result = _layout_check(reader, params)
@@ -177,7 +178,7 @@ def run(kind: str, params: dict, check_mode: bool = False, diff: bool = False) -
         result = hardware.run_check(reader, params)
     else:
         result = _converge(kind, reader, params, check_mode, diff)
-    result["api_calls"] = sum(client.calls.values())
+    result["api_calls"] = client.qubesd_calls
     return result
 
 

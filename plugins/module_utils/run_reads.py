@@ -1,0 +1,220 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the corral.qubes collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Admin API reads shared by the tasks of one ``ansible-playbook`` run.
+
+Every task reads what it needs from qubesd, so a run of many tasks reads the same properties, features and tags
+again and again. When the callback ``corral.qubes.run_reads`` is enabled, it gives each run a private directory
+(``$CORRAL_QUBES_RUN_READS``, inherited by the tasks' worker processes); a task's client then records the
+replies of its reads there, and a later task of the same run gets such a reply without asking qubesd.
+
+What keeps that honest:
+
+* only reads of settings are shared (:data:`SHARED`); ``admin.vm.List``, ``CurrentState``, a device's
+  availability or live attachments (what changes on its own) always go to qubesd;
+* every ``admin.vm.List`` goes to qubesd, and when its reply differs from the one recorded with the shared reads
+  (a qube started, stopped, created or removed meanwhile) they are dropped;
+* any other call (anything that may change something) drops them before it is made, and so does the callback
+  after any task that reports a change or fails (a ``command`` running ``qvm-prefs``, a task inside a qube);
+* a task gets each shared reply once: if it reads the same thing again (waiting for a change), qubesd answers.
+
+What it cannot see: a setting changed during the run by someone else (``qvm-prefs`` in a terminal) or by a task
+that reports no change. No Ansible imports: the client uses it in a module process too.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import hashlib
+import json
+import os
+
+from ansible_collections.corral.qubes.plugins.module_utils import wire
+
+ENV = "CORRAL_QUBES_RUN_READS"
+"""The run's directory, set by the callback for the tasks of one playbook run."""
+LIST = "admin.vm.List"
+SHARED = frozenset({
+    "admin.vm.property.Get", "admin.vm.property.GetAll", "admin.vm.property.GetDefault", "admin.vm.property.List",
+    "admin.property.Get", "admin.property.GetAll", "admin.property.GetDefault", "admin.property.List",
+    "admin.vm.feature.List", "admin.vm.feature.Get", "admin.vm.feature.CheckWithTemplate",
+    "admin.vm.feature.CheckWithNetvm", "admin.vm.feature.CheckWithAdminVM", "admin.vm.feature.CheckWithTemplateAndAdminVM",
+    "admin.vm.tag.List", "admin.vm.tag.Get", "admin.vm.firewall.Get",
+    "admin.vm.volume.List", "admin.vm.volume.Info", "admin.vm.volume.ListSnapshots",
+    "admin.label.List", "admin.label.Get", "admin.label.Index", "admin.pool.List", "admin.pool.Info",
+    "admin.vmclass.List",
+})
+"""Reads of settings: they change only when a call or a tool changes something."""
+SHARED_SUFFIXES = (".Assigned",)
+"""``admin.vm.device.<class>.Assigned``: persistent assignments (not ``Attached`` or ``Available``)."""
+READ_ONLY = frozenset({LIST, "admin.vm.CurrentState", "admin.Events", "admin.vm.Stats"})
+"""Reads that are never shared and change nothing."""
+READ_ONLY_SUFFIXES = (".Available", ".Attached", ".List")
+
+
+def shared(method: str) -> bool:
+    """Whether a reply to ``method`` may be given to a later task of the run."""
+    return method in SHARED or (method.startswith("admin.vm.device.") and method.endswith(SHARED_SUFFIXES))
+
+
+def read_only(method: str) -> bool:
+    """Whether ``method`` changes nothing (a shared read, or one of :data:`READ_ONLY`)."""
+    return shared(method) or method in READ_ONLY or (
+        method.startswith("admin.vm.device.") and method.endswith(READ_ONLY_SUFFIXES))
+
+
+def key(request: wire.Request) -> str:
+    """What identifies a read: its header and payload."""
+    return f"{request.method}+{request.arg} {request.dest}|" + request.payload.hex()
+
+
+class RunReads:
+    """The shared reads of one run for one qubesd socket: a file of JSON lines in the run's directory."""
+
+    def __init__(self, directory: str, socket_path: str):
+        digest = hashlib.sha256(os.path.abspath(socket_path).encode()).hexdigest()[:16]
+        self.path = os.path.join(directory, f"reads-{digest}.jsonl")
+        self.served: set[str] = set()
+        self._entries: dict[str, bytes] | None = None
+        self._list: bytes | None = None
+
+    def _load(self) -> dict[str, bytes]:
+        if self._entries is None:
+            self._entries, self._list = {}, None
+            try:
+                with open(self.path, encoding="ascii") as handle:
+                    for line in handle:
+                        try:
+                            entry = json.loads(line)
+                            reply = base64.b64decode(entry["r"])
+                        except (ValueError, KeyError, TypeError):
+                            continue  # a line cut short by a task that was killed
+                        if entry["k"] == LIST:
+                            self._list = reply
+                        else:
+                            self._entries[entry["k"]] = reply
+            except OSError:
+                pass
+        return self._entries
+
+    def reply(self, request: wire.Request) -> bytes | None:
+        """The recorded reply to a shared read this task has not had yet; None: ask qubesd."""
+        name = key(request)
+        if name in self.served:
+            return None
+        reply = self._load().get(name)
+        if reply is not None:
+            self.served.add(name)
+        return reply
+
+    def record(self, request: wire.Request, reply: bytes) -> None:
+        """Keep a reply qubesd gave: a shared read, or the qube list (which drops what it contradicts)."""
+        if not reply[:2] in (wire.REPLY_OK, wire.REPLY_EXCEPTION):
+            return
+        if request.method == LIST:
+            self._load()
+            if self._list is not None and self._list != reply:
+                self.drop()
+            if self._list == reply:
+                return
+            self._list = reply
+            name = LIST
+        else:
+            name = key(request)
+            self.served.add(name)
+            if self._load().get(name) == reply:
+                return
+            self._entries[name] = reply
+        line = json.dumps({"k": name, "r": base64.b64encode(reply).decode("ascii")}) + "\n"
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError:
+            return  # the run is over (its directory removed): nothing to share with
+        with os.fdopen(fd, "a", encoding="ascii") as handle:
+            handle.write(line)
+
+    def drop(self) -> None:
+        """Forget every shared read (something may change, or has changed)."""
+        self._entries, self._list = {}, None
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+class SharedReadsTransport:
+    """A transport whose shared reads may come from earlier tasks of the run (see the module's text).
+
+    ``sent`` counts the calls that reached qubesd, ``shared`` the replies that came from the run's reads.
+    """
+
+    def __init__(self, inner, reads: RunReads):
+        self.inner = inner
+        self.reads = reads
+        self.sent: collections.Counter = collections.Counter()
+        self.shared = 0
+        self._checked = False
+        self._list: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"SharedReadsTransport({self.inner!r})"
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def _send(self, request: wire.Request) -> bytes:
+        self.sent[request.method] += 1
+        return self.inner.exchange(request)
+
+    def _check_list(self) -> bytes:
+        """The qube list from qubesd, compared with the one the shared reads were made under."""
+        reply = self._send(wire.Request(method=LIST))
+        self.reads.record(wire.Request(method=LIST), reply)
+        self._checked = True
+        return reply
+
+    def exchange(self, request: wire.Request) -> bytes:
+        """A shared reply if there is one, else qubesd's (recorded); any call that may change something drops them."""
+        if request.method == LIST and request.dest == "dom0" and not request.arg and not request.payload:
+            reply, self._list = self._list, None
+            return reply if reply is not None else self._check_list()
+        if shared(request.method):
+            if not self._checked:
+                # shared reads only after this task has seen that no qube came, went or changed its power state
+                self._list = self._check_list()
+            reply = self.reads.reply(request)
+            if reply is not None:
+                self.shared += 1
+                return reply
+            reply = self._send(request)
+            self.reads.record(request, reply)
+            return reply
+        if not read_only(request.method):
+            self.reads.drop()
+            self._list = None
+        return self._send(request)
+
+
+def wrap(transport, environ=None):
+    """``transport`` sharing reads with the run's other tasks when the run has a directory and it is qubesd's socket."""
+    directory = (os.environ if environ is None else environ).get(ENV)
+    path = getattr(transport, "path", None)
+    if not directory or not path or not os.path.isdir(directory):
+        return transport
+    return SharedReadsTransport(transport, RunReads(directory, path))
+
+
+def drop_all(directory: str) -> None:
+    """Forget the shared reads of every socket of the run (the callback, after a task that changed something)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith("reads-"):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
