@@ -12,7 +12,7 @@ import time
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import wire
-from rehearsal import observe
+from rehearsal import netns, network, observe
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 QREXEC_CLIENT = ROOT / "rehearsal" / "bin" / "qrexec-client"
@@ -84,11 +84,15 @@ class RehearsalDom0:
             return ""
         self.proc.terminate()
         try:
-            out, _err = self.proc.communicate(timeout=20)
+            out, _err = self.proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             out, _err = self.proc.communicate()
         self.proc = None
+        # what a killed (or failed) stop left: this dom0's network namespaces (its state directory is not reused,
+        # so its next start, which would remove them, never comes)
+        for name in network.Layout(self.state_dir).owned():
+            netns.delete(name)
         return out.decode(errors="replace")
 
     def restart(self) -> RehearsalDom0:
