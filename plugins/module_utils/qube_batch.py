@@ -112,14 +112,16 @@ def removal_order(reader: engine.Reader, names: list[str]) -> list[str]:
     return order
 
 
-def converge(client, qubes, created_in_run, check_mode: bool, diff: bool) -> dict:
-    """The ``qubes`` task: plan every qube, then apply each in order (unless in check mode); the result."""
+def converge(client, qubes, created_in_run, check_mode: bool, diff: bool, reader: engine.Reader | None = None) -> dict:
+    """The ``qubes`` task: plan every qube, then apply each in order (unless in check mode); the result.
+
+    ``reader``: reads this task has made already (nothing changed since); by default, a new one."""
     try:
         entries = entries_of(qubes)
     except BatchError as exc:
         return _failed(exc)
     names = ordered(entries)
-    reader = engine.Reader(client)
+    reader = engine.Reader(client) if reader is None else reader
     try:
         coming = {name for name in names if name not in reader.vms}
         removals = removal_order(reader, [name for name in entries if name not in names])

@@ -12,6 +12,7 @@ the module start-up) both call :func:`run`.  No Ansible imports.
 
 from __future__ import annotations
 
+import copy
 import time
 import traceback
 
@@ -133,6 +134,33 @@ ARGUMENT_SPECS = {
 }
 
 
+def _options(kind: str, *left_out: str) -> dict:
+    """The argument spec of ``kind`` as the options of one entry of a layout step (its connection options left out:
+    the layout task gives them once)."""
+    return {name: dict(spec) for name, spec in ARGUMENT_SPECS[kind].items() if name not in left_out}
+
+
+LAYOUT_STEPS = ("templates", "qubes", "devices", "prefs", "firewall", "policies", "audits", "prune")
+"""The steps of a layout task, in the order they run: templates before the qubes based on them, the qubes (network
+qubes before their clients) before their devices and firewalls, policy files before the audit that reads them, the
+removal of what the layout no longer declares last."""
+
+ARGUMENT_SPECS["layout"] = dict(
+    ADMIN_API_ARGS,
+    **CREATED_IN_RUN,
+    templates={"type": "list", "elements": "dict", "default": [], "options": _options("template", "qubesd_socket")},
+    qubes={"type": "dict", "default": {}},
+    devices={"type": "dict", "default": {}},
+    prefs={"type": "dict", "default": {}},
+    firewall={"type": "dict", "default": {}},
+    policies={"type": "list", "elements": "dict", "default": [], "options": _options("policy", "policy_dir")},
+    audits={"type": "list", "elements": "dict", "default": [],
+            "options": _options("clipboard_audit", "qubesd_socket", "policy_dir")},
+    prune={"type": "list", "elements": "str", "default": []},
+    policy_dir={"type": "path"},
+)
+
+
 def connect(params: dict) -> client_mod.AdminClient:
     """An Admin API client for the task's connection options (sharing reads with the run's other tasks when the
     callback corral.qubes.run_reads gives the run a directory: :mod:`run_reads`)."""
@@ -146,13 +174,19 @@ def policy_store(params: dict):
     return policy_files.default_store()
 
 
-def run(kind: str, params: dict, check_mode: bool = False, diff: bool = False) -> dict:
-    """Run one task; the result as Ansible reports it (``failed`` and ``msg`` on failure)."""
+def run(kind: str, params: dict, check_mode: bool = False, diff: bool = False,
+        reader: engine.Reader | None = None, listings: dict | None = None) -> dict:
+    """Run one task; the result as Ansible reports it (``failed`` and ``msg`` on failure).
+
+    ``reader``: the reads an earlier step of the same task made, with nothing changed since (:func:`_layout`);
+    by default the task connects and reads afresh. ``listings``: the qvm-template listings of that task."""
     if kind == "policy":
         return _policy(params, check_mode, diff)
-    client = connect(params)
+    if kind == "layout":
+        return _layout(params, check_mode, diff)
+    client = connect(params) if reader is None else reader.client
     if kind == "clipboard_audit":
-        result = _audit(engine.Reader(client), params)
+        result = _audit(engine.Reader(client) if reader is None else reader, params)
         result["api_calls"] = client.qubesd_calls
         return result
     if kind == "qube" and (params.get("qubes") is not None or not params.get("name")):
@@ -161,13 +195,13 @@ def run(kind: str, params: dict, check_mode: bool = False, diff: bool = False) -
             return {"failed": True, "changed": False, "field": field,
                     "msg": f"{field}: give either name (one qube, with its options) or qubes (a mapping of qube "
                            "names to their options), not both or neither"}
-        result = qube_batch.converge(client, params["qubes"], params.get("created_in_run"), check_mode, diff)
+        result = qube_batch.converge(client, params["qubes"], params.get("created_in_run"), check_mode, diff, reader)
         result["api_calls"] = client.qubesd_calls
         return result
-    reader = engine.Reader(client)
+    reader = engine.Reader(client) if reader is None else reader
     reader.created_in_run = params.get("created_in_run")
     if kind == "template":
-        result = template_mod.run(reader, params, check_mode, diff)
+        result = template_mod.run(reader, params, check_mode, diff, listings)
         result["api_calls"] = client.qubesd_calls
         return result
     if kind == "layout_check":
@@ -227,6 +261,148 @@ def _converge(kind: str, reader: engine.Reader, params: dict, check_mode: bool, 
         if not applied:
             prefs.update({prop: value for prop, value in plan.after.items() if value != "(default)"})
         result["prefs"] = prefs
+    return result
+
+
+def _defaults(kind: str, given: dict) -> dict:
+    """``given`` with the defaults of ``kind``'s argument spec under it, as the validator would give them."""
+    params = {name: copy.deepcopy(spec.get("default")) for name, spec in ARGUMENT_SPECS[kind].items()}
+    params.update(given)
+    return params
+
+
+def layout_steps(params: dict) -> list[tuple[str, str, str, str, dict]]:
+    """The steps of a layout task, each as (step, label, heading, kind, the parameters of that kind's task), in
+    order, an empty step left out. The label names the option in errors (``templates[0]``), the heading heads the
+    step's actions, diffs and warnings (``templates: fedora-42-xfce``)."""
+    connection = {"qubesd_socket": params.get("qubesd_socket")}
+    created = {"created_in_run": params.get("created_in_run")}
+    policy_dir = {"policy_dir": params.get("policy_dir")}
+    steps = [("templates", f"templates[{index}]", "templates: " + ", ".join(map(str, entry.get("names") or [])),
+              "template", dict(entry, **connection)) for index, entry in enumerate(params.get("templates") or [])]
+    if params.get("qubes"):
+        steps.append(("qubes", "qubes", "qubes", "qube", _defaults("qube", {"qubes": params["qubes"], **connection, **created})))
+    if params.get("devices"):
+        steps.append(("devices", "devices", "devices", "devices",
+                      _defaults("devices", {"qubes": params["devices"], **connection, **created})))
+    if params.get("prefs"):
+        steps.append(("prefs", "prefs", "prefs", "prefs", {"properties": params["prefs"], **connection}))
+    if params.get("firewall"):
+        steps.append(("firewall", "firewall", "firewall", "firewall",
+                      _defaults("firewall", {"qubes": params["firewall"], **connection, **created})))
+    steps += [("policies", f"policies[{index}]", f"policies: {entry.get('name')}", "policy", dict(entry, **policy_dir))
+              for index, entry in enumerate(params.get("policies") or [])]
+    steps += [("audits", f"audits[{index}]", f"audits: {entry.get('service')}", "clipboard_audit",
+               dict(entry, **connection, **policy_dir))
+              for index, entry in enumerate(params.get("audits") or [])]
+    steps += [("prune", f"prune[{index}]", f"prune: {name}", "qube", _defaults("qube", {"name": name, "state": "absent", **connection}))
+              for index, name in enumerate(params.get("prune") or [])]
+    return steps
+
+
+def _step_field(label: str, kind: str, field: str) -> str:
+    """A step's field named as the layout task's option: ``qubes.work.netvm`` of the devices step is
+    ``devices.work.netvm``, ``names`` of the first template entry ``templates[0].names``."""
+    if kind in ("devices", "firewall") and (field == "qubes" or field.startswith("qubes.")):
+        return label + field[len("qubes"):]
+    if kind == "prefs" and (field == "properties" or field.startswith("properties.")):
+        return label + field[len("properties"):]
+    if label == "qubes" or not field:
+        return field
+    return f"{label}.{field}"
+
+
+def _layout(params: dict, check_mode: bool, diff: bool) -> dict:
+    """A whole layout in one task: each step as its own task would run it, in :data:`LAYOUT_STEPS` order, on one
+    client.
+
+    Every step is first planned in check mode on the current state (what an earlier step creates assumed), so bad
+    input anywhere fails before the first change. That plan is the result in check mode and when nothing is to
+    change (the audits, which read what the policy steps leave, then run on it); otherwise the steps run for real,
+    each on fresh reads after a step that changed something. The first failing step ends the task, its field named
+    as this task's option, with the results of the steps before it."""
+    client = connect(params)
+    steps = layout_steps(params)
+    reader = engine.Reader(client)
+    try:
+        created = _created_by_layout(reader, params, check_mode)
+    except wire.QubesException as exc:
+        return {"failed": True, "changed": False, "steps": {}, "actions": [],
+                "msg": f"reading the current state failed: {type(exc).__name__}: {exc}"}
+    planned = [step for step in steps if step[0] != "audits"]
+    listings: dict = {}  # what the repositories offer is listed once, by the check
+    result = _run_steps(client, reader, planned, True, diff, created, listings=listings)
+    if result.get("failed") and not check_mode:
+        result["changed"] = False
+        if "nothing was changed" not in result["msg"]:
+            result["msg"] += " (nothing was changed: every step is checked before the first change)"
+    elif check_mode or not result["changed"]:
+        audits = [step for step in steps if step[0] == "audits"]
+        result = _run_steps(client, reader, audits, check_mode, diff, created, result=result)
+    else:
+        result = _run_steps(client, engine.Reader(client), steps, False, diff, params.get("created_in_run"),
+                            listings=listings)
+    result["api_calls"] = client.qubesd_calls
+    return result
+
+
+def _created_by_layout(reader: engine.Reader, params: dict, check_mode: bool) -> list[str] | None:
+    """What the steps may assume an earlier step (or, in check mode, an earlier task) creates: the templates the
+    templates step installs and the qubes the qubes step creates; in check mode also ``created_in_run`` (left out:
+    any name, as a module alone assumes)."""
+    given = params.get("created_in_run")
+    if check_mode and given is None:
+        return None
+    coming = {name for entry in params.get("templates") or [] if entry.get("state") != "absent"
+              for name in entry.get("names") or [] if isinstance(name, str) and name not in reader.vms}
+    coming |= {name for name, entry in (params.get("qubes") or {}).items()
+               if name not in reader.vms and not (isinstance(entry, dict) and entry.get("state") == "absent")}
+    return sorted(coming | set(given or []) if check_mode else coming)
+
+
+def _run_steps(client, reader: engine.Reader, steps: list, check_mode: bool, diff: bool, created,
+               result: dict | None = None, listings: dict | None = None) -> dict:
+    """Run ``steps`` in order (into ``result``, when given), ``reader`` serving until a step changes something."""
+    if result is None:
+        result = {"changed": False, "actions": [], "steps": {}}
+    results = result["steps"]
+    diffs, warnings = result.pop("diff", []), result.pop("warnings", [])
+    for step, label, heading, kind, step_params in steps:
+        before = client.qubesd_calls
+        if kind != "policy":
+            step_params = dict(step_params, created_in_run=created)
+        one = run(kind, step_params, check_mode, diff, reader=None if kind == "policy" else reader, listings=listings)
+        one["api_calls"] = client.qubesd_calls - before
+        if step in ("qubes", "devices", "prefs", "firewall"):
+            results[step] = one
+        else:
+            results.setdefault(step, []).append(one)
+        warnings += [f"{heading}: {warning}" for warning in one.pop("warnings", [])]
+        result["actions"] += [f"{heading}: {action}" for action in one.get("actions", [])]
+        result["changed"] = result["changed"] or bool(one.get("changed"))
+        if diff and one.get("diff"):
+            for entry in one["diff"] if isinstance(one["diff"], list) else [one["diff"]]:
+                # a qube's diff is headed by its name, a policy file's by its path; any other by its step
+                headed = entry.get("before_header")
+                diffs.append(entry if headed else dict(entry, before_header=heading, after_header=heading))
+        if one.get("failed"):
+            field = _step_field(label, kind, one.get("field") or "")
+            msg = str(one.get("msg", ""))
+            own = one.get("field")
+            if own and msg.startswith(f"{own}: ") and field != own:
+                msg = f"{field}: {msg[len(own) + 2:]}"
+            elif not (field and msg.startswith(f"{field}: ")):
+                msg = f"{label}: {msg}"
+            result.update(failed=True, msg=msg, step=label)
+            if field:
+                result["field"] = field
+            break
+        if one.get("changed") and not check_mode and kind != "policy":
+            reader = engine.Reader(client)  # what a later step plans from is read again after a change
+    if warnings:
+        result["warnings"] = warnings
+    if diffs:
+        result["diff"] = diffs
     return result
 
 

@@ -189,6 +189,8 @@ class Tool:
     repo_files: list
     socket: str | None = None
     runs: list = dataclasses.field(default_factory=list)
+    listings: dict | None = None
+    """Listings made earlier in the same task (its check before its changes), by command line: asked once."""
 
     def global_options(self) -> list[str]:
         """Options that go before the subcommand."""
@@ -222,13 +224,19 @@ class Tool:
 
     def available(self, all_versions: bool = False) -> list[Listed]:
         """Every template the enabled repositories offer, the latest builds or all (one read-only run)."""
+        args = ("list", "--available", *(["--all-versions"] if all_versions else []), "--machine-readable")
+        known = " ".join(self.argv(*args))
+        if self.listings is not None and known in self.listings:
+            return list(self.listings[known])
         try:
-            return parse_list(self.run("list", "--available", *(["--all-versions"] if all_versions else []),
-                                       "--machine-readable"))
+            listed = parse_list(self.run(*args))
         except ToolError as exc:
-            if "No matching templates to list" in exc.stderr:
-                return []
-            raise
+            if "No matching templates to list" not in exc.stderr:
+                raise
+            listed = []
+        if self.listings is not None:
+            self.listings[known] = listed
+        return listed
 
 
 # ---------------------------------------------------------------- reading
@@ -408,11 +416,12 @@ def _picture(before: dict, after: dict, changed: list) -> tuple[dict, dict]:
     return ({name: before[name] for name in changed}, {name: after[name] for name in changed})
 
 
-def run(reader: engine.Reader, params: dict, check_mode: bool, diff: bool) -> dict:
-    """The template task: plan, run qvm-template unless in check mode, report."""
+def run(reader: engine.Reader, params: dict, check_mode: bool, diff: bool, listings: dict | None = None) -> dict:
+    """The template task: plan, run qvm-template unless in check mode, report (``listings``: see :class:`Tool`)."""
     tool = Tool(params.get("qvm_template") or DEFAULT_TOOL, list(params.get("enablerepo") or []),
                 None if params.get("releasever") is None else str(params["releasever"]),
-                params.get("updatevm"), list(params.get("repo_files") or []), params.get("qubesd_socket"))
+                params.get("updatevm"), list(params.get("repo_files") or []), params.get("qubesd_socket"),
+                listings=listings)
     try:
         the_plan, versions = plan(reader, tool, params)
     except engine.PlanError as exc:

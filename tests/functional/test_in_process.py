@@ -69,7 +69,12 @@ def attach(**args) -> dict:
     return {"corral.qubes.attach": args}
 
 
+def layout(**args) -> dict:
+    return {"corral.qubes.layout": args}
+
+
 NIC = {"class": "pci", "device": "dom0:00_19.0"}
+MAIL_FIREWALL = {"mail": {"policy": "whitelist", "rules": WHITELIST["rules"]}}
 PROFILE = {"name": "t420s", "memory_mib": 16384, "cores": 2, "threads": 4, "vtx": True, "vtd": True}
 
 
@@ -126,6 +131,11 @@ CASES = [
     os_install(name="no-such-qube", answer_file="<unattend/>", state="status"),
     os_install(name="work", answer_file="<unattend/>", state="gone"),
     os_install(name="work"),
+    layout(qubes={"mail": {"label": "blue", "netvm": ""}}, prefs={"clockvm": "sys-net"}, firewall=MAIL_FIREWALL),
+    layout(qubes={"mail": {"label": "blue", "netvm": ""}}, prefs={"clockvm": "sys-net"}, firewall=MAIL_FIREWALL),
+    layout(qubes={"mail": {"label": "blue"}}, devices={"mail": [dict(NIC, mode="sometimes")]}),
+    layout(templates=[{"names": ["debian-12-minimal"], "state": "gone"}]),
+    layout(policies=[{"rules": []}], audits=[{"matrix": {"work": []}, "bogus": 1}]),
     attach(name="work", device="sys-net:loop0", state="detached"),
     attach(name="work", device="work:loop0"),
     attach(name="work", device="sys-firewall"),
@@ -141,7 +151,7 @@ GARBLED = [qube("work", **WORK), prefs(clockvm="sys-firewall"), firewall(**WHITE
            audit(matrix={"work": []}), info(), devices(name="work", devices=[NIC]), hardware(profile=PROFILE),
            template(names=["debian-12-minimal"]), layout_check(layout={"work": {}}),
            os_install(name="work", answer_file="<unattend/>", state="status"),
-           attach(name="work", device="sys-net:loop0", state="detached")]
+           attach(name="work", device="sys-net:loop0", state="detached"), layout(qubes={"work": WORK})]
 
 
 @pytest.fixture
@@ -225,6 +235,12 @@ def test_every_module_reports_the_same_both_ways(both_ways):
     assert not attach_cases[0].get("failed") and not attach_cases[0]["changed"]  # a halted qube has nothing attached
     assert [result.get("field") for result in attach_cases[1:]] == ["device", "device", "name", None]
     assert all(result["failed"] for result in attach_cases[1:])
+    # a layout in one task: a change, nothing to do, a bad step named from the task's options, bad entries
+    layout_cases = results[49:54]
+    assert [layout_cases[i]["changed"] for i in (0, 1)] == [True, False]
+    assert set(layout_cases[0]["steps"]) == {"qubes", "prefs", "firewall"}
+    assert all(result["failed"] for result in layout_cases[2:])
+    assert layout_cases[2]["field"].startswith("devices.mail"), layout_cases[2]
     # the module path really ran as a module process, and the in-process path did not
     assert "AnsiballZ_qube" not in in_process.output
 
