@@ -2,7 +2,8 @@
 # Copyright: contributors to the corral.qubes collection
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``inside_plan``: which qubes need their inside configured, from recorded digests."""
+"""``inside_plan``: which qubes need their inside configured, from recorded digests; ``template_clones``: the
+entries that are clones of a template, as qubes to create."""
 
 from __future__ import annotations
 
@@ -50,9 +51,26 @@ def inside_redacted(entries):
     return inside.redacted(entries)
 
 
+def template_clones(entries, label: str = "black") -> dict:
+    """The entries of ``entries`` (template name -> what goes inside it) that name ``clone_from``, as the ``qubes``
+    option of corral.qubes.qube: TemplateVMs cloned from it, with the entry's label (else ``label``), marked as
+    created by this collection; in the entries' order."""
+    if not isinstance(entries, dict):
+        raise AnsibleFilterError("template_clones: expected a mapping of template names to their entries")
+    clones = {}
+    for name, entry in entries.items():
+        if not isinstance(entry, dict):
+            raise AnsibleFilterError(f"template_clones: {name}: expected a dict")
+        if entry.get("clone_from") is None:
+            continue
+        clones[name] = {"class": "TemplateVM", "clone_from": entry["clone_from"], "label": entry.get("label", label),
+                        "mark_created": True}
+    return clones
+
+
 class FilterModule:  # pylint: disable=too-few-public-methods
     """corral.qubes inside filters."""
 
     def filters(self):
         """The filters of this file."""
-        return {"inside_plan": inside_plan, "inside_redacted": inside_redacted}
+        return {"inside_plan": inside_plan, "inside_redacted": inside_redacted, "template_clones": template_clones}

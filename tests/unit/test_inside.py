@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.corral.qubes.plugins.filter.inside import inside_plan, inside_redacted
+from ansible_collections.corral.qubes.plugins.filter.inside import inside_plan, inside_redacted, template_clones
 from ansible_collections.corral.qubes.plugins.module_utils import inside
 
 ENTRY = {"packages": ["keepassxc", "vim-enhanced"], "packages_absent": ["nano"],
@@ -117,3 +117,19 @@ def test_the_redacted_layout_hides_secret_content_and_keeps_the_shape():
     assert out["b"]["files"][0]["content"] == 5  # not a string: kept for the check to name
     assert out["b"]["files"][1]["content"] == inside.HIDDEN  # a mistyped no_log hides
     assert out["c"] == "odd" and SECRET["files"][0]["content"] == "KEY\n"  # the input is not changed
+
+
+def test_template_clones_are_the_entries_with_clone_from_in_order():
+    entries = {"fedora-42-xfce": {"packages": ["vim"]},
+               "fedora-42-secure": {"clone_from": "fedora-42-minimal", "packages": ["keepassxc"]},
+               "fedora-42-work": {"clone_from": "fedora-42-xfce", "label": "blue", "restart_qubes": True}}
+    clones = template_clones(entries)
+    assert list(clones) == ["fedora-42-secure", "fedora-42-work"]
+    assert clones["fedora-42-secure"] == {"class": "TemplateVM", "clone_from": "fedora-42-minimal", "label": "black",
+                                          "mark_created": True}
+    assert clones["fedora-42-work"]["label"] == "blue" and template_clones(entries, "gray")["fedora-42-secure"][
+        "label"] == "gray"
+    assert template_clones({}) == {}
+    for bad in ([], {"t": "clone"}):
+        with pytest.raises(AnsibleFilterError, match="template_clones"):
+            template_clones(bad)
