@@ -64,25 +64,26 @@ class CallbackModule(CallbackBase):
             os.environ[run_reads.ENV] = self.directory
             display.vvv(f"corral.qubes.run_reads: the run's shared Admin API reads in {self.directory}")
 
-    def _forget(self, result) -> None:
+    def _forget(self) -> None:
+        """Drop the run's shared reads (a task changed something, or failed)."""
         if self.directory is not None:
             run_reads.drop_all(self.directory)
 
     def v2_runner_on_ok(self, result):
         if result._result.get("changed"):  # pylint: disable=protected-access
-            self._forget(result)
+            self._forget()
 
     def v2_runner_item_on_ok(self, result):
         self.v2_runner_on_ok(result)
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
-        self._forget(result)
+        self._forget()
 
     def v2_runner_item_on_failed(self, result):
-        self._forget(result)
+        self._forget()
 
     def v2_runner_on_unreachable(self, result):
-        self._forget(result)
+        self._forget()
 
     def v2_playbook_on_stats(self, stats):
         if self.directory is not None:

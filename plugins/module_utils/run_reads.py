@@ -111,7 +111,7 @@ class RunReads:
 
     def record(self, request: wire.Request, reply: bytes) -> None:
         """Keep a reply qubesd gave: a shared read, or the qube list (which drops what it contradicts)."""
-        if not reply[:2] in (wire.REPLY_OK, wire.REPLY_EXCEPTION):
+        if reply[:2] not in (wire.REPLY_OK, wire.REPLY_EXCEPTION):
             return
         if request.method == LIST:
             self._load()
