@@ -56,5 +56,5 @@ def test_the_layout_spec_takes_each_modules_options_for_its_entries():
     spec = tasks.ARGUMENT_SPECS["layout"]
     assert set(spec["templates"]["options"]) == set(tasks.ARGUMENT_SPECS["template"]) - {"qubesd_socket"}
     assert set(spec["policies"]["options"]) == set(tasks.ARGUMENT_SPECS["policy"]) - {"policy_dir"}
-    assert set(spec["audits"]["options"]) == set(tasks.ARGUMENT_SPECS["clipboard_audit"]) - {"qubesd_socket",
-                                                                                              "policy_dir"}
+    audit_options = set(tasks.ARGUMENT_SPECS["clipboard_audit"]) - {"qubesd_socket", "policy_dir"}
+    assert set(spec["audits"]["options"]) == audit_options
