@@ -340,8 +340,8 @@ def _layout(params: dict, check_mode: bool, diff: bool) -> dict:
         audits = [step for step in steps if step[0] == "audits"]
         result = _run_steps(client, reader, audits, check_mode, diff, created, result=result)
     else:
-        result = _run_steps(client, engine.Reader(client), steps, False, diff, params.get("created_in_run"),
-                            listings=listings)
+        # nothing has changed since the check: its reads serve the steps until the first change
+        result = _run_steps(client, reader, steps, False, diff, params.get("created_in_run"), listings=listings)
     result["api_calls"] = client.qubesd_calls
     return result
 
@@ -369,9 +369,7 @@ def _run_steps(client, reader: engine.Reader, steps: list, check_mode: bool, dif
     diffs, warnings = result.pop("diff", []), result.pop("warnings", [])
     for step, label, heading, kind, step_params in steps:
         before = client.qubesd_calls
-        if kind != "policy":
-            step_params = dict(step_params, created_in_run=created)
-        one = run(kind, step_params, check_mode, diff, reader=None if kind == "policy" else reader, listings=listings)
+        one = run(kind, dict(step_params, created_in_run=created), check_mode, diff, reader=reader, listings=listings)
         one["api_calls"] = client.qubesd_calls - before
         if step in ("qubes", "devices", "prefs", "firewall"):
             results[step] = one

@@ -28,6 +28,13 @@ def layout(**args) -> dict:
     return {"corral.qubes.layout": args}
 
 
+def settled(diffs: list) -> list:
+    """The parts of a diff whose before and after do not depend on what qubesd makes up on creation (a new qube's
+    UUID): the global preferences, the firewall, the policy files."""
+    return [(entry["before"], entry["after"]) for entry in diffs
+            if entry["before_header"] in ("prefs", "firewall") or entry["before_header"].endswith(".policy")]
+
+
 def test_check_converge_then_a_no_op_of_one_list(dom0, player):
     client = dom0.client()
     mark = dom0.mark()
@@ -40,8 +47,12 @@ def test_check_converge_then_a_no_op_of_one_list(dom0, player):
     assert "prefs" in headers and "firewall" in headers and headers[-1].endswith("30-layout-flows.policy")
     assert [entry.split(":")[0] for entry in checked["actions"]][:2] == ["templates", "qubes"]
 
-    first = player.run([layout(**LAYOUT)])[0]
+    first = player.run([layout(**LAYOUT)], diff=True)[0]
     assert not first.get("failed") and first["changed"], first
+    # the check's diff is what the run did: the same parts, the same before and after (the audit adds no diff)
+    assert [entry["before_header"] for entry in first["diff"]] == headers
+    assert settled(checked["diff"]) and settled(first["diff"]) == settled(checked["diff"])
+    assert first["actions"] == checked["actions"]
     steps = [action.split(":")[0] for action in first["actions"]]
     assert steps == sorted(steps, key=["templates", "qubes", "prefs", "firewall", "policies"].index), steps
     assert client.feature_get(GATEWAY, "template-name") == GATEWAY
