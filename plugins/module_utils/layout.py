@@ -178,7 +178,7 @@ class Layout:
         """Template name -> path, for the templates the layout installs."""
         self.now = time.time()
         self.warnings: list[str] = []
-        self._whonix_kinds: dict[str, tuple[str | None, str | None]] = {}
+        self._whonix_bases: dict[tuple[str, str], str | None] = {}
 
     def var(self, option: str) -> str:
         """The role variable an option comes from (the start of every path)."""
@@ -404,8 +404,8 @@ class Layout:
             netvm = entry.get("netvm")
             if not isinstance(netvm, str) or netvm == "":
                 continue
-            kind, base = self._whonix_kind(reader, name)
-            if kind != "workstation":
+            base = self._whonix_base(reader, name, "workstation")
+            if base is None:
                 continue
             if netvm == engine.DEFAULT:
                 # reset to its default, the netvm is the global default_netvm (the addon names the gateway only
@@ -414,40 +414,38 @@ class Layout:
                                   f"{name} is a Whonix workstation (based on {base}) and {engine.DEFAULT} would give "
                                   "it the global default_netvm, not a Whonix gateway: its traffic would leave without "
                                   "Tor; name the gateway or leave netvm out")
-            elif self._whonix_kind(reader, netvm)[0] != "gateway":
+            elif self._whonix_base(reader, netvm, "gateway") is None:
                 self.problems.add(f"{top}.{name}.netvm",
                                   f"{name} is a Whonix workstation (based on {base}) and its netvm {netvm} is not a "
                                   "Whonix gateway (a qube based on a whonix-gateway template, such as sys-whonix): "
                                   "its traffic would leave without Tor; name the gateway or leave netvm out")
 
-    def _whonix_kind(self, reader: engine.Reader, name: str, depth: int = 0) -> tuple[str | None, str | None]:
-        """(``gateway``/``workstation``, the Whonix template) of a qube through its template chain, from the
-        layout first, then the system (a template's name, or its feature whonix-gw/whonix-ws)."""
+    def _whonix_base(self, reader: engine.Reader, name: str, kind: str, depth: int = 0) -> str | None:
+        """The Whonix template of ``kind`` (``gateway``/``workstation``) a qube is based on through its template
+        chain (None if it is not), from the layout first, then the system (a template's name, or its feature
+        whonix-gw/whonix-ws: only the one of ``kind`` is read)."""
         if depth > 3 or not isinstance(name, str) or name in ("", engine.DEFAULT):
-            return None, None
-        if name not in self._whonix_kinds:
-            self._whonix_kinds[name] = self._whonix_kind_of(reader, name, depth)
-        return self._whonix_kinds[name]
+            return None
+        if (name, kind) not in self._whonix_bases:
+            self._whonix_bases[name, kind] = self._whonix_base_of(reader, name, kind, depth)
+        return self._whonix_bases[name, kind]
 
-    def _whonix_kind_of(self, reader: engine.Reader, name: str, depth: int) -> tuple[str | None, str | None]:
-        kind = whonix.template_kind(name)
-        if kind:
-            return kind[0], name
+    def _whonix_base_of(self, reader: engine.Reader, name: str, kind: str, depth: int) -> str | None:
+        named = whonix.template_kind(name)
+        if named:
+            return name if named[0] == kind else None
         entry = self.entries.get(name)
         if name in reader.vms and reader.vms[name].klass == "TemplateVM" and (entry is None or "template" not in entry):
-            # a template on the system: its own features say
-            features = reader.features(name, [whonix.GATEWAY_FEATURE, whonix.WORKSTATION_FEATURE])
-            for feature, word in ((whonix.GATEWAY_FEATURE, "gateway"), (whonix.WORKSTATION_FEATURE, "workstation")):
-                if features.get(feature) not in (None, ""):
-                    return word, name
-            return None, None
+            # a template on the system: its own feature says
+            feature = whonix.GATEWAY_FEATURE if kind == "gateway" else whonix.WORKSTATION_FEATURE
+            return name if reader.features(name, [feature]).get(feature) not in (None, "") else None
         if entry is not None and isinstance(entry.get("template"), str):
-            return self._whonix_kind(reader, entry["template"], depth + 1)
+            return self._whonix_base(reader, entry["template"], kind, depth + 1)
         if name in reader.vms and reader.vms[name].klass in ("AppVM", "DispVM"):
             template = reader.props(name).get("template")
             if template is not None and template.value:
-                return self._whonix_kind(reader, template.value, depth + 1)
-        return None, None
+                return self._whonix_base(reader, template.value, kind, depth + 1)
+        return None
 
     def created(self, reader: engine.Reader) -> list[str]:
         """The qubes and templates this run creates (in the layout, not on the system yet)."""
