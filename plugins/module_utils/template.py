@@ -32,6 +32,7 @@ STATES = ("present", "absent", "latest", "reinstalled")
 DEFAULT_TOOL = "qvm-template"
 VERSION_FEATURES = ("template-name", "template-epoch", "template-version", "template-release")
 ABSENT = "absent"
+INSTALLED = "installed"  # reported for a template whose version was not read (versions=false)
 STATUSES = ("installed", "available", "extra", "upgradable")
 _REPO_ID = re.compile(r"\A[A-Za-z0-9_.*?\[\]!:-]+\Z")
 _RELEASEVER = re.compile(r"\A[0-9][0-9.]*\Z")
@@ -253,15 +254,17 @@ class Installed:
     power: str
 
 
-def read_installed(reader: engine.Reader, name: str) -> Installed | None:
-    """The qube named ``name`` (None if there is none), with its template-* version features."""
+def read_installed(reader: engine.Reader, name: str, versions: bool = True) -> Installed | None:
+    """The qube named ``name`` (None if there is none), with its template-* version features (only
+    ``template-name`` without ``versions``: the version is then None)."""
     entry = reader.vms.get(name)
     if entry is None:
         return None
-    features = reader.features(name, only=VERSION_FEATURES) if entry.klass == "TemplateVM" else {}
+    wanted = VERSION_FEATURES if versions else VERSION_FEATURES[:1]
+    features = reader.features(name, only=wanted) if entry.klass == "TemplateVM" else {}
     managed = features.get("template-name") == name
     version = None
-    if managed:
+    if managed and versions:
         try:
             version = Version(features.get("template-epoch") or "0", features["template-version"],
                               features["template-release"])
@@ -318,10 +321,11 @@ def plan(reader: engine.Reader, tool: Tool, params: dict) -> tuple[engine.Plan, 
     _check_params(reader, params)
     state = params["state"]
     wanted = list(params["names"])
-    installed = {name: read_installed(reader, name) for name in wanted}
+    # the version matters to every state but present; there it is only reported, when asked for
+    versions = state != "present" or params.get("versions", True)
+    installed = {name: read_installed(reader, name, versions) for name in wanted}
     result = engine.Plan()
-    before = {name: str(item.version) if item and item.version else (ABSENT if item is None else "unmanaged")
-              for name, item in installed.items()}
+    before = {name: _shown(item, versions) for name, item in installed.items()}
     after = dict(before)
 
     for name, item in installed.items():
@@ -410,6 +414,15 @@ def _listing(tool: Tool, params: dict, all_versions: bool) -> list[Listed]:
                                f"listing the available templates failed: {exc}") from exc
     except ValueError as exc:
         raise engine.PlanError("names", f"qvm-template's listing was not understood: {exc}") from exc
+
+
+def _shown(item: Installed | None, versions: bool) -> str:
+    """How a template before the run is reported."""
+    if item is None:
+        return ABSENT
+    if not versions and item.managed:
+        return INSTALLED
+    return str(item.version) if item.version else "unmanaged"
 
 
 def _picture(before: dict, after: dict, changed: list) -> tuple[dict, dict]:

@@ -82,6 +82,15 @@ options:
     description: The C(qvm-template) program, a name looked up in E(PATH) or a path.
     type: path
     default: qvm-template
+  versions:
+    description:
+      - Read each installed template's version (its features C(template-epoch), C(template-version) and
+        C(template-release)) to report it in RV(templates).
+      - With V(false) and O(state=present), an installed template costs one read (its feature C(template-name),
+        which tells whether C(qvm-template) installed it) and is reported as V(installed); the other states need the
+        versions and read them anyway. Roles that converge a whole layout pass V(false).
+    type: bool
+    default: true
 notes:
   - Runs C(qvm-template), so the module runs in dom0; from a management qube only the reads would work.
   - C(qvm-template) asks before replacing a template (reinstall, upgrade); the module passes C(--yes).
@@ -116,7 +125,8 @@ EXAMPLES = r"""
 RETURN = r"""
 templates:
   description: Each named template's version after the run (C(EPOCH:VERSION-RELEASE)), V(absent) when not installed,
-    V(unmanaged) for a template C(qvm-template) did not install; in check mode, the versions the run would leave.
+    V(unmanaged) for a template C(qvm-template) did not install, V(installed) for one installed before the run when
+    O(versions=false); in check mode, the versions the run would leave.
   returned: success
   type: dict
   sample: {"fedora-42-xfce": "0:4.3.0-202511010000", "fedora-41-xfce": "absent"}

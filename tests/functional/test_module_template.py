@@ -78,6 +78,15 @@ def test_install_whonix_from_the_community_repository(dom0_factory, tmp_path, re
     assert dom0.writes_since(mark) == []
     assert len(dom0.calls_since(mark)) <= 1 + 2 * 5  # admin.vm.List, then feature.List + 4 Gets per template
 
+    # without the versions: one read of template-name per template, the same answer otherwise
+    mark = dom0.mark()
+    quick = player.run([{"corral.qubes.template": {**task["corral.qubes.template"], "versions": False}}])
+    assert not quick[0]["changed"] and quick[0]["commands"] == [], quick.output
+    assert quick[0]["templates"] == {gateway: "installed", workstation: "installed"}
+    calls = dom0.calls_since(mark)
+    assert [(call["method"], call["arg"]) for call in calls if call["method"] != "admin.vm.List"] == \
+        [("admin.vm.feature.Get", "template-name")] * 2
+
 
 def test_wrong_release_names_are_unknown_with_suggestions(dom0_factory, tmp_path):
     """Whonix 17 is R4.2's; on R4.3 the repository offers 18, which the error suggests."""
@@ -194,6 +203,9 @@ def test_unmanaged_qubes_of_the_name(dom0, player):
     run = player.run([template(["fedora-43-xfce"]), template(["fedora-43-xfce"], state="absent"),
                       template(["debian-12-xfce"])])
     assert not run[0]["changed"] and "not installed by qvm-template" in run[0]["warnings"][0]
+    quick = player.run([template(["fedora-43-xfce"], versions=False)])
+    assert quick[0]["templates"] == {"fedora-43-xfce": "unmanaged"}, quick.output
+    assert "not installed by qvm-template" in quick[0]["warnings"][0]
     assert run[1]["failed"] and "not installed by qvm-template" in run[1]["msg"]
     assert run[2]["failed"] and "is a AppVM, not a template" in run[2]["msg"]
     assert tool_runs(dom0) == []
