@@ -103,6 +103,7 @@ ARGUMENT_SPECS = {
         updatevm={"type": "str"},
         repo_files={"type": "list", "elements": "path", "default": []},
         qvm_template={"type": "path", "default": template_mod.DEFAULT_TOOL},
+        versions={"type": "bool", "default": True},
     ),
     "layout_check": dict(
         ADMIN_API_ARGS,
@@ -140,10 +141,13 @@ def _options(kind: str, *left_out: str) -> dict:
     return {name: dict(spec) for name, spec in ARGUMENT_SPECS[kind].items() if name not in left_out}
 
 
-LAYOUT_STEPS = ("templates", "qubes", "devices", "prefs", "firewall", "policies", "audits", "prune")
+LAYOUT_STEPS = ("templates", "qubes", "devices", "prefs", "firewall", "policies", "audits", "prune", "info")
 """The steps of a layout task, in the order they run: templates before the qubes based on them, the qubes (network
 qubes before their clients) before their devices and firewalls, policy files before the audit that reads them, the
-removal of what the layout no longer declares last."""
+removal of what the layout no longer declares, then the read of what the steps leave (as corral.qubes.qube_info)."""
+
+READ_STEPS = ("audits", "info")
+"""Steps that only read what the others leave: not part of the check that plans every step first."""
 
 ARGUMENT_SPECS["layout"] = dict(
     ADMIN_API_ARGS,
@@ -157,6 +161,7 @@ ARGUMENT_SPECS["layout"] = dict(
     audits={"type": "list", "elements": "dict", "default": [],
             "options": _options("clipboard_audit", "qubesd_socket", "policy_dir")},
     prune={"type": "list", "elements": "str", "default": []},
+    info={"type": "dict", "options": _options("qube_info", "qubesd_socket")},
     policy_dir={"type": "path"},
 )
 
@@ -297,6 +302,9 @@ def layout_steps(params: dict) -> list[tuple[str, str, str, str, dict]]:
               for index, entry in enumerate(params.get("audits") or [])]
     steps += [("prune", f"prune[{index}]", f"prune: {name}", "qube", _defaults("qube", {"name": name, "state": "absent", **connection}))
               for index, name in enumerate(params.get("prune") or [])]
+    if params.get("info") is not None:
+        given = {key: value for key, value in params["info"].items() if value is not None}
+        steps.append(("info", "info", "info", "qube_info", _defaults("qube_info", {**given, **connection})))
     return steps
 
 
@@ -318,7 +326,7 @@ def _layout(params: dict, check_mode: bool, diff: bool) -> dict:
 
     Every step is first planned in check mode on the current state (what an earlier step creates assumed), so bad
     input anywhere fails before the first change. That plan is the result in check mode and when nothing is to
-    change (the audits, which read what the policy steps leave, then run on it); otherwise the steps run for real,
+    change (the audits and the info, which read what the other steps leave, then run on it); otherwise the steps run for real,
     each on fresh reads after a step that changed something. The first failing step ends the task, its field named
     as this task's option, with the results of the steps before it."""
     client = connect(params)
@@ -329,7 +337,7 @@ def _layout(params: dict, check_mode: bool, diff: bool) -> dict:
     except wire.QubesException as exc:
         return {"failed": True, "changed": False, "steps": {}, "actions": [],
                 "msg": f"reading the current state failed: {type(exc).__name__}: {exc}"}
-    planned = [step for step in steps if step[0] != "audits"]
+    planned = [step for step in steps if step[0] not in READ_STEPS]
     listings: dict = {}  # what the repositories offer is listed once, by the check
     result = _run_steps(client, reader, planned, True, diff, created, listings=listings)
     if result.get("failed") and not check_mode:
@@ -337,8 +345,8 @@ def _layout(params: dict, check_mode: bool, diff: bool) -> dict:
         if "nothing was changed" not in result["msg"]:
             result["msg"] += " (nothing was changed: every step is checked before the first change)"
     elif check_mode or not result["changed"]:
-        audits = [step for step in steps if step[0] == "audits"]
-        result = _run_steps(client, reader, audits, check_mode, diff, created, result=result)
+        reads = [step for step in steps if step[0] in READ_STEPS]
+        result = _run_steps(client, reader, reads, check_mode, diff, created, result=result)
     else:
         # nothing has changed since the check: its reads serve the steps until the first change
         result = _run_steps(client, reader, steps, False, diff, params.get("created_in_run"), listings=listings)
@@ -371,7 +379,7 @@ def _run_steps(client, reader: engine.Reader, steps: list, check_mode: bool, dif
         before = client.qubesd_calls
         one = run(kind, dict(step_params, created_in_run=created), check_mode, diff, reader=reader, listings=listings)
         one["api_calls"] = client.qubesd_calls - before
-        if step in ("qubes", "devices", "prefs", "firewall"):
+        if step in ("qubes", "devices", "prefs", "firewall", "info"):
             results[step] = one
         else:
             results.setdefault(step, []).append(one)

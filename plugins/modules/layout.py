@@ -16,8 +16,9 @@ description:
     at a time), O(qubes) (as M(corral.qubes.qube) with its C(qubes) option, network qubes and templates before the
     qubes that use them), O(devices) (as M(corral.qubes.devices)), O(prefs) (as M(corral.qubes.prefs)),
     O(firewall) (as M(corral.qubes.firewall)), O(policies) (as M(corral.qubes.policy), one file at a time),
-    O(audits) (as M(corral.qubes.clipboard_audit)) and O(prune) (each qube removed as M(corral.qubes.qube) with
-    O(ignore:state=absent) removes it). An empty step is left out.
+    O(audits) (as M(corral.qubes.clipboard_audit)), O(prune) (each qube removed as M(corral.qubes.qube) with
+    O(ignore:state=absent) removes it) and O(info) (as M(corral.qubes.qube_info), a read of what the steps leave).
+    An empty step is left out.
   - Each step is the same code as its module, with the same checks and messages, so the task changes what those
     tasks would change, one after the other. What this one task saves is Ansible's cost of a task per step and the
     reads a step makes again - the steps share one connection, and until a step changes something the reads of
@@ -74,6 +75,11 @@ options:
         description: The C(qvm-template) program, a name looked up in E(PATH) or a path.
         type: path
         default: qvm-template
+      versions:
+        description: Read each installed template's version to report it (V(false) - one read per template with
+          O(templates[].state=present), reported as V(installed)).
+        type: bool
+        default: true
   qubes:
     description:
       - Qube names mapped to their options, as the O(corral.qubes.qube#module:qubes) option of M(corral.qubes.qube)
@@ -151,6 +157,34 @@ options:
     type: list
     elements: str
     default: []
+  info:
+    description:
+      - Qubes to read last, as M(corral.qubes.qube_info) reads them, after the other steps (so it sees the templates and
+        qubes they create); its result is C(steps.info) of RV(steps). Reads only. Left out, nothing is read after
+        the steps.
+    type: dict
+    suboptions:
+      names:
+        description: Qubes to read. Empty, every qube except dom0.
+        type: list
+        elements: str
+        default: []
+      sections:
+        description: What to read besides class, power state, label, template and netvm.
+        type: list
+        elements: str
+        choices: [properties, features, tags, volumes, firewall]
+        default: [properties, features, tags, volumes, firewall]
+      features_only:
+        description: Read only these features (one call each) instead of every feature.
+        type: list
+        elements: str
+      missing:
+        description: What a name that is no qube does - V(fail) fails the task, V(skip) leaves it out (check mode,
+          where an earlier step would have created it).
+        type: str
+        choices: [fail, skip]
+        default: fail
   policy_dir:
     description:
       - Read and write the policy files of O(policies) and O(audits) in this directory instead of through the
@@ -206,7 +240,7 @@ actions:
 steps:
   description:
     - The result of each step that ran, as its module returns it, with the Admin API calls of that step in
-      C(api_calls). O(qubes), O(devices), O(prefs) and O(firewall) map to one result each; O(templates),
+      C(api_calls). O(qubes), O(devices), O(prefs), O(firewall) and O(info) map to one result each; O(templates),
       O(policies), O(audits) and O(prune) to a list, an entry per entry of the option.
   returned: always
   type: dict

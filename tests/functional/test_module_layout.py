@@ -24,6 +24,9 @@ LAYOUT = {
 }
 
 
+INFO = {"names": [GATEWAY, "mail"], "sections": ["features"], "features_only": ["template-name"]}
+
+
 def layout(**args) -> dict:
     return {"corral.qubes.layout": args}
 
@@ -39,15 +42,18 @@ def test_check_converge_then_a_no_op_of_one_list(dom0, player):
     client = dom0.client()
     mark = dom0.mark()
     # check mode on a fresh dom0: the template, the qubes on it and their firewall are planned, nothing written
-    checked = player.run([layout(**{**LAYOUT, "audits": []})], check=True, diff=True)[0]
+    checked = player.run([layout(**{**LAYOUT, "audits": [], "info": dict(INFO, missing="skip")})], check=True,
+                         diff=True)[0]
     assert not checked.get("failed") and checked["changed"], checked
     assert not dom0.writes_since(mark) and "sys-tor" not in client.list_vms()
     headers = [entry["before_header"] for entry in checked["diff"]]
     assert headers[:3] == ["templates: " + GATEWAY, "sys-tor", "mail"], headers
     assert "prefs" in headers and "firewall" in headers and headers[-1].endswith("30-layout-flows.policy")
     assert [entry.split(":")[0] for entry in checked["actions"]][:2] == ["templates", "qubes"]
+    # the read after the steps sees the system as it is: in check mode nothing it names exists yet
+    assert checked["steps"]["info"]["missing"] == [GATEWAY, "mail"] and checked["steps"]["info"]["qubes"] == {}
 
-    first = player.run([layout(**LAYOUT)], diff=True)[0]
+    first = player.run([layout(**LAYOUT, info=INFO)], diff=True)[0]
     assert not first.get("failed") and first["changed"], first
     # the check's diff is what the run did: the same parts, the same before and after (the audit adds no diff)
     assert [entry["before_header"] for entry in first["diff"]] == headers
@@ -61,16 +67,19 @@ def test_check_converge_then_a_no_op_of_one_list(dom0, player):
     assert "action=accept dst4=192.0.2.25/32 proto=tcp dstports=465-465" in client.firewall_get("mail")
     assert (dom0.policy_dir / "30-layout-flows.policy").exists()
     assert first["steps"]["audits"][0]["undeclared"] == []
+    assert first["steps"]["info"]["qubes"][GATEWAY]["features"] == {"template-name": GATEWAY}  # read after the install
+    assert first["steps"]["info"]["qubes"]["mail"]["features"] == {}
     runs = len(tool_runs(dom0))
 
     mark = dom0.mark()
-    again = player.run([layout(**LAYOUT)])[0]
+    again = player.run([layout(**LAYOUT, info=INFO)])[0]
     assert not again.get("failed") and not again["changed"], again
     assert not dom0.writes_since(mark) and len(tool_runs(dom0)) == runs
     calls = collections.Counter(call["method"] for call in dom0.calls_since(mark))
     assert calls["admin.vm.List"] == 1, calls  # every step of the task planned from one qube list
     assert again["api_calls"] == sum(calls.values()), (again["api_calls"], calls)
-    assert set(again["steps"]) == {"templates", "qubes", "prefs", "firewall", "policies", "audits"}
+    assert set(again["steps"]) == {"templates", "qubes", "prefs", "firewall", "policies", "audits", "info"}
+    assert again["steps"]["info"]["qubes"] == first["steps"]["info"]["qubes"]
 
 
 def test_bad_input_in_a_late_step_fails_before_the_first_change(dom0, player):

@@ -12,16 +12,17 @@ PARAMS = {
     "firewall": {"work": {"policy": "allow_all"}}, "prefs": {"clockvm": "sys-net"},
     "devices": {"sys-usb": []}, "qubes": {"work": {"label": "blue"}},
     "templates": [{"names": ["debian-13-xfce"], "state": "present"}, {"names": ["fedora-42-xfce"], "state": "latest"}],
+    "info": {"names": ["debian-13-xfce"], "sections": ["features"], "features_only": ["os"], "missing": None},
 }
 
 
 def test_steps_come_in_the_order_of_what_they_use_whatever_the_order_given():
     steps = tasks.layout_steps(PARAMS)
     assert [step[1] for step in steps] == ["templates[0]", "templates[1]", "qubes", "devices", "prefs", "firewall",
-                                           "policies[0]", "audits[0]", "prune[0]"]
+                                           "policies[0]", "audits[0]", "prune[0]", "info"]
     assert tuple(dict.fromkeys(step[0] for step in steps)) == tasks.LAYOUT_STEPS
     assert [step[2] for step in steps][:2] == ["templates: debian-13-xfce", "templates: fedora-42-xfce"]
-    assert steps[-1][2] == "prune: old" and steps[-2][2] == "audits: qubes.Filecopy"
+    assert steps[-2][2] == "prune: old" and steps[-3][2] == "audits: qubes.Filecopy"
 
 
 def test_each_step_gets_its_module_parameters_with_the_task_connection():
@@ -35,6 +36,9 @@ def test_each_step_gets_its_module_parameters_with_the_task_connection():
     assert by_label["audits[0]"][1]["policy_dir"] == "/tmp/policy.d"
     assert by_label["prune[0]"][1]["name"] == "old" and by_label["prune[0]"][1]["state"] == "absent"
     assert by_label["templates[1]"][1]["qubesd_socket"] == "/run/test.sock"
+    kind, info = by_label["info"]  # a suboption left out (None) takes the module's default
+    assert kind == "qube_info" and info["names"] == ["debian-13-xfce"] and info["features_only"] == ["os"]
+    assert info["missing"] == "fail" and info["qubesd_socket"] == "/run/test.sock"
 
 
 def test_empty_steps_are_left_out():
@@ -58,3 +62,4 @@ def test_the_layout_spec_takes_each_modules_options_for_its_entries():
     assert set(spec["policies"]["options"]) == set(tasks.ARGUMENT_SPECS["policy"]) - {"policy_dir"}
     audit_options = set(tasks.ARGUMENT_SPECS["clipboard_audit"]) - {"qubesd_socket", "policy_dir"}
     assert set(spec["audits"]["options"]) == audit_options
+    assert set(spec["info"]["options"]) == set(tasks.ARGUMENT_SPECS["qube_info"]) - {"qubesd_socket"}
