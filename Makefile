@@ -157,10 +157,11 @@ docs: setup
 	rm -rf $(DOCS_BUILD)
 	$(BIN)/python tests/build_docs.py --dest $(DOCS_BUILD)
 
-bench: setup
+bench: setup setup-r43
 	$(BIN)/python -m benchmarks.admin_api
 	$(BIN)/python -m benchmarks.converge
 	$(BIN)/python -m benchmarks.noop
+	$(BIN_R43)/python -m benchmarks.noop --no-connection
 
 clean:
 	rm -rf $(VENV) $(VENV_R43) $(COLLECTIONS) .rehearsal .pytest_cache tests/output $(DOCS_BUILD)

@@ -16,7 +16,9 @@ prints medians of --runs runs, measured in the same run of this script:
   filesystem of the rehearsal, root and the cached base root needed), the
   qrexec calls per command and the round trip per command.
 
-Nothing is asserted: these are measurements (``make bench``).
+Nothing is asserted: these are measurements (``make bench`` runs it with the
+development venv and again with the R4.3 dom0's stack, ``.venv-r43``: Python
+3.13 with ansible-core 2.18, what a Qubes R4.3 user runs).
 
     python -m benchmarks.noop [--runs 5] [--sizes 15,50,100] [--no-connection]
 """
@@ -34,6 +36,7 @@ import tempfile
 import time
 
 import yaml
+from ansible import release as ansible_release
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from benchmarks.admin_api import ROOT, _start
@@ -313,6 +316,7 @@ def main() -> None:
     parser.add_argument("--no-connection", action="store_true", help="leave out the connection plugin")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",") if size]
+    print(f"ansible-core {ansible_release.__version__} on Python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix="corral-bench-") as directory:
         if not args.no_reference:
             os.makedirs(os.path.join(directory, "reference"))
