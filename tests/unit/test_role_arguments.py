@@ -36,12 +36,11 @@ def test_entries_take_a_name_or_a_name_and_entry_point():
 
 
 def test_the_validated_copy_is_plain_data():
-    given = {Tagged("layout"): {Tagged("work"): {"memory": TaggedInt(400), "tags": (Tagged("domain"),),
-                                                  "ok": True, "none": None, "ratio": 0.5}}}
+    work = {"memory": TaggedInt(400), "tags": (Tagged("domain"),), "ok": True, "none": None, "ratio": 0.5}
+    given = {Tagged("layout"): {Tagged("work"): work}}
     got = role_arguments.plain(given)
     assert got == {"layout": {"work": {"memory": 400, "tags": ["domain"], "ok": True, "none": None, "ratio": 0.5}}}
-    key = next(iter(got))
-    assert type(key) is str and type(got["layout"]["work"]["memory"]) is int
-    assert type(got["layout"]["work"]["tags"][0]) is str and got["layout"]["work"]["ok"] is True
-    assert type(next(iter(given))) is Tagged  # the variables themselves are left as they are
+    plain_types = {type(next(iter(got))), type(got["layout"]["work"]["memory"]), type(got["layout"]["work"]["tags"][0])}
+    assert plain_types == {str, int} and got["layout"]["work"]["ok"] is True
+    assert isinstance(next(iter(given)), Tagged)  # the variables themselves are left as they are
     assert copy.deepcopy(got) == got
