@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import os
 
+import yaml
+
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action.validate_argument_spec import ActionModule as ValidateArgumentSpec
 
 ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
 PREFIX = "corral.qubes."
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when present, as Ansible uses it
 
 
 def collection_roles() -> list[str]:
@@ -73,9 +76,11 @@ class ActionModule(ValidateArgumentSpec):
     TRANSFERS_FILES = False
     _requires_connection = False
 
-    def _options(self, role: str, entry_point: str) -> dict:
-        path = os.path.join(ROLES_DIR, role, "meta", "argument_specs.yml")
-        specs = (self._loader.load_from_file(path) or {}).get("argument_specs") or {}
+    @staticmethod
+    def _options(role: str, entry_point: str) -> dict:
+        # plain YAML, read as plain data (the file is this collection's own; the validator needs no origins)
+        with open(os.path.join(ROLES_DIR, role, "meta", "argument_specs.yml"), encoding="utf-8") as handle:
+            specs = (yaml.load(handle, Loader=SAFE_LOADER) or {}).get("argument_specs") or {}
         if entry_point not in specs:
             raise ValueError(f"roles: {PREFIX}{role} has no entry point {entry_point!r}; "
                              f"entry points: {', '.join(sorted(specs))}")
@@ -91,11 +96,14 @@ class ActionModule(ValidateArgumentSpec):
         try:
             entries = parse_entries(self._task.args.get("roles"))
             specs = [(role, entry_point, self._options(role, entry_point)) for role, entry_point in entries]
-        except (ValueError, AnsibleError) as exc:
+        except (ValueError, AnsibleError, OSError, yaml.YAMLError) as exc:
             return dict(result, failed=True, changed=False, msg=str(exc), field="roles")
+        # every role's variables templated at once (a variable two roles read is templated once)
+        everything = {name: spec for _role, _entry, options in specs for name, spec in options.items()}
+        given = plain(self.get_args_from_task_vars(everything, task_vars))
         errors: dict[str, list[str]] = {}
         for role, entry_point, options in specs:
-            provided = plain(self.get_args_from_task_vars(options, task_vars))
+            provided = {name: value for name, value in given.items() if name in options}
             outcome = ArgumentSpecValidator(options).validate(provided, validate_role_argument_spec=True)
             if outcome.error_messages:
                 errors[f"{PREFIX}{role} ({entry_point})"] = list(outcome.error_messages)
