@@ -322,7 +322,7 @@ def plan(reader: engine.Reader, tool: Tool, params: dict) -> tuple[engine.Plan, 
     state = params["state"]
     wanted = list(params["names"])
     # the version matters to every state but present; there it is only reported, when asked for
-    versions = state != "present" or params.get("versions", True)
+    versions = state != "present" or params.get("versions") is not False
     installed = {name: read_installed(reader, name, versions) for name in wanted}
     result = engine.Plan()
     before = {name: _shown(item, versions) for name, item in installed.items()}

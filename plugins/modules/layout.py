@@ -165,23 +165,23 @@ options:
     type: dict
     suboptions:
       names:
-        description: Qubes to read. Empty, every qube except dom0.
+        description: As O(corral.qubes.qube_info#module:names) (empty - every qube but dom0).
         type: list
         elements: str
         default: []
       sections:
-        description: What to read besides class, power state, label, template and netvm.
+        description: As O(corral.qubes.qube_info#module:sections).
         type: list
         elements: str
         choices: [properties, features, tags, volumes, firewall]
         default: [properties, features, tags, volumes, firewall]
       features_only:
-        description: Read only these features (one call each) instead of every feature.
+        description: As O(corral.qubes.qube_info#module:features_only).
         type: list
         elements: str
       missing:
-        description: What a name that is no qube does - V(fail) fails the task, V(skip) leaves it out (check mode,
-          where an earlier step would have created it).
+        description: As O(corral.qubes.qube_info#module:missing) (V(skip) in check mode, where an earlier step would
+          create the qube).
         type: str
         choices: [fail, skip]
         default: fail
