@@ -14,13 +14,13 @@ version_added: 0.1.0
 description:
   - Validates the variables of each named role entry point as Ansible validates them when the role runs - the
     role's C(meta/argument_specs.yml), each option's variable taken from the task's variables and templated, the
-    same validator as M(ansible.builtin.validate_argument_spec) - and fails listing every error of every role,
+    same validator as C(ansible.builtin.validate_argument_spec) - and fails listing every error of every role,
     each headed by its role and entry point.
   - A playbook that imports several roles can import them with C(rolespec_validate=false) and run this task before
     them, so that a bad variable of any role fails before anything is read or changed (a role validated when it
     starts is validated after the roles before it have run), for the cost of one task instead of one per role. The
     collection's C(site.yml) does so.
-  - The roles' defaults are seen when the roles are imported (M(ansible.builtin.import_role)) into the same play,
+  - The roles' defaults are seen when the roles are imported (C(ansible.builtin.import_role)) into the same play,
     as Ansible makes the defaults of imported roles visible to the whole play.
   - Reads only files of this collection; it reads nothing of dom0 and changes nothing.
 author:
@@ -50,7 +50,9 @@ attributes:
 notes:
   - Only roles of this collection that have an argument spec can be named.
 seealso:
-  - module: ansible.builtin.validate_argument_spec
+  - name: Role argument validation
+    description: How Ansible validates a role's variables against its argument spec when the role runs.
+    link: https://docs.ansible.com/ansible/latest/playbook_guide/playbooks_reuse_roles.html#role-argument-validation
   - module: corral.qubes.layout_check
 """
 

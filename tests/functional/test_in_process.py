@@ -246,7 +246,10 @@ def test_every_module_reports_the_same_both_ways(both_ways):
 
 
 def test_every_module_is_compared():
-    modules = {path.stem for path in (ROOT / "plugins" / "modules").glob("*.py")}
+    # every module that can run as a module process (role_arguments cannot: it needs the task's variables, so its
+    # action plugin is all of it)
+    modules = {path.stem for path in (ROOT / "plugins" / "modules").glob("*.py") if "def main(" in path.read_text()}
+    assert "qube" in modules and "role_arguments" not in modules
     compared = {next(iter(task)).rsplit(".", 1)[1] for task in CASES}
     garbled = {next(iter(task)).rsplit(".", 1)[1] for task in GARBLED}
     assert compared == modules and garbled == modules
