@@ -13,6 +13,7 @@ import yaml
 from playbook import BIN, ROOT
 
 PROBE = '''
+import gc
 import sys
 
 from ansible.plugins.action import ActionBase
@@ -29,6 +30,7 @@ class ActionModule(ActionBase):
         result["collection_filters"] = sorted(
             name.rsplit(".", 1)[1] for name in sys.modules
             if name.startswith("ansible_collections.corral.qubes.plugins.filter."))
+        result["frozen"] = gc.get_freeze_count()
         return result
 '''
 
@@ -63,8 +65,44 @@ def test_workers_find_the_filters_loaded_by_the_controller(tmp_path):
     assert found["builtin_filters"] and found["builtin_tests"]
     assert found["collection_filters"] == filters
     assert f"corral.qubes.preload: {2 + len(documented)} Jinja plugins loaded before the first task" in output
+    # what the controller built before the play is frozen in the worker too
+    assert found["frozen"] > 10000, found
+    assert "objects frozen before the play's first task" in output
+    assert "the lexer is not built" not in output
 
     # without the callback each worker loads them itself, on first use
     found, output = run(tmp_path, None)
     assert not found["builtin_filters"] and not found["builtin_tests"] and found["collection_filters"] == []
+    assert found["frozen"] == 0
     assert "corral.qubes.preload" not in output
+
+
+LEXERS = '''
+try:
+    from ansible._internal._templating._jinja_bits import AnsibleEnvironment
+    lexers = AnsibleEnvironment._lexer_cache
+except ImportError:  # ansible-core 2.18: jinja2 keeps the lexers
+    import jinja2.lexer
+    lexers = jinja2.lexer._lexer_cache
+from ansible.template import Templar
+from ansible.parsing.dataloader import DataLoader
+from ansible_collections.corral.qubes.plugins.callback import preload
+before = len(lexers)
+preload.build_lexer()
+after = len(lexers)
+templar = Templar(loader=DataLoader())
+templar.template(preload.trust_as_template("{{ 1 + 1 }}"))
+print(before, after, len(lexers))
+'''
+
+
+def test_the_controller_builds_the_lexer_a_task_templar_uses():
+    """build_lexer fills ansible-core's lexer cache with the lexer a task's templar then finds (no second one)."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"))
+    proc = subprocess.run([sys.executable, "-c", "from ansible.utils.collection_loader._collection_finder import "
+                           "_AnsibleCollectionFinder as F; F(paths=[__import__('os').environ"
+                           "['ANSIBLE_COLLECTIONS_PATH']])._install()\n" + LEXERS],
+                          env=env, capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    before, after, later = (int(count) for count in proc.stdout.split())
+    assert after == before + 1 and later == after, proc.stdout  # built once, then found
