@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from ansible.errors import AnsibleFilterError
 
@@ -133,3 +135,28 @@ def test_template_clones_are_the_entries_with_clone_from_in_order():
     for bad in ([], {"t": "clone"}):
         with pytest.raises(AnsibleFilterError, match="template_clones"):
             template_clones(bad)
+
+
+ROLE_KEYS = ["clone_from", "label", "restart_qubes"]
+
+
+@pytest.mark.parametrize("entries, message", [
+    ({"fedora-42-xfce": {"packages": ["vim"], "restart": True}}, "fedora-42-xfce.restart: unknown key"),
+    ({"fedora-42-xfce": {"files": [{"dest": "etc/motd", "content": ""}]}}, "fedora-42-xfce.files[0].dest"),
+    ({"fedora-42-xfce": {"files": [{"dest": "/etc/motd", "src": "motd"}]}}, "no content hash was given for motd"),
+    ({"bad name!": {}}, "is not a qube name"),
+    ({"fedora-42-secure": {"clone_from": "fedora-42-minimal", "packages": "vim"}}, "fedora-42-secure.packages"),
+])
+def test_template_clones_with_the_role_keys_checks_every_entry_first(entries, message):
+    """Given the role's keys, a bad entry fails, even one that is not a clone, naming its template and field."""
+    with pytest.raises(AnsibleFilterError, match="template_clones: .*" + re.escape(message)):
+        template_clones(entries, extra_keys=ROLE_KEYS)
+    template_clones(entries)  # without them only the clones' own keys matter (an entry's inside is not looked at)
+
+
+def test_template_clones_with_the_role_keys_takes_the_hashes_of_src_files():
+    entries = {"fedora-42-secure": {"clone_from": "fedora-42-minimal", "label": "black", "restart_qubes": True,
+                                    "files": [{"dest": "/etc/motd", "src": "motd"}]}}
+    clones = template_clones(entries, extra_keys=ROLE_KEYS, source_hashes={"motd": "a" * 64})
+    assert clones == template_clones(entries) and list(clones) == ["fedora-42-secure"]
+    assert inside_plan(entries, {}, {"motd": "a" * 64}, extra_keys=ROLE_KEYS)[0]["changed"]
