@@ -31,6 +31,8 @@ DEFAULT = "*default*"
 
 QUBE_STATES = ("present", "absent", "running", "halted", "paused", "killed")
 TAGS_MODES = ("exact", "add")
+QUBE_VOLUMES = ("root", "private", "volatile", "kernel")
+"""The volumes of every qube (``admin.vm.volume.List``'s order); dom0 has none."""
 PROTECTED_TAG_PREFIXES = ("created-by-", "disp-created-by-", "guivm-", "audiovm-")
 """Tags qubesd sets itself; exact mode never removes them and a layout cannot set them."""
 
@@ -145,10 +147,17 @@ class Reader:
         return list(self._tags[vm])
 
     def volumes(self, vm: str, only=None) -> dict[str, dict]:
-        """Volume details by name (only those named in ``only`` when given); each read once."""
-        if vm not in self._volume_names:
-            self._volume_names[vm] = self.client.volume_list(vm)
-        wanted = [name for name in self._volume_names[vm] if only is None or name in only]
+        """Volume details by name (only those named in ``only`` when given); each read once.
+
+        A qube (any class but dom0's) has the volumes :data:`QUBE_VOLUMES`, so asked for some of those only,
+        the qube's list of volumes is not read."""
+        if (vm not in self._volume_names and only is not None and set(only) <= set(QUBE_VOLUMES)
+                and vm in self.vms and self.vms[vm].klass != "AdminVM"):
+            wanted = [name for name in QUBE_VOLUMES if name in only]
+        else:
+            if vm not in self._volume_names:
+                self._volume_names[vm] = self.client.volume_list(vm)
+            wanted = [name for name in self._volume_names[vm] if only is None or name in only]
         for name in wanted:
             if (vm, name) not in self._volume_info:
                 self._volume_info[vm, name] = self.client.volume_info(vm, name)

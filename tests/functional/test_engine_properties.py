@@ -10,6 +10,7 @@ import itertools
 import os
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -110,6 +111,23 @@ def test_planning_a_clone_reads_each_volume_once(dom0):
     assert client.calls["admin.vm.volume.List"] == 1  # the source's; its template's root is not needed
     assert client.calls["admin.vm.volume.Info"] == 4  # default-dvm's root, private, volatile, kernel
     assert client.calls["admin.vm.property.GetAll"] == 1  # the source: one GetAll, no Get
+
+
+def test_planning_a_volume_size_reads_that_volume_alone(dom0):
+    """A qube's own volumes (root, private, volatile, kernel) are read without its list of volumes; any other
+    name fails naming the field, before anything is read."""
+    client = dom0.client()
+    engine.plan_qube(engine.Reader(client), {"name": "sys-net", "volumes": {"private": "40GiB"}})
+    assert client.calls["admin.vm.volume.List"] == 0 and client.calls["admin.vm.volume.Info"] == 1
+    reads = sum(client.calls.values())
+    with pytest.raises(engine.PlanError, match="expected root, private or volatile") as failed:
+        engine.plan_qube(engine.Reader(client), {"name": "sys-net", "volumes": {"data": "1GiB"}})
+    assert failed.value.field == "volumes.data" and sum(client.calls.values()) == reads
+    reader = engine.Reader(client)
+    assert list(reader.volumes("sys-net", only={"kernel", "root"})) == ["root", "kernel"]
+    assert client.calls["admin.vm.volume.List"] == 0
+    assert list(reader.volumes("sys-net")) == list(engine.QUBE_VOLUMES)  # all of them: the list is read
+    assert client.calls["admin.vm.volume.List"] == 1
 
 
 HOSTS = st.one_of(
