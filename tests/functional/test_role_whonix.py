@@ -8,6 +8,7 @@ files the run wrote plus the defaults of a fresh dom0), not taken from what the 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -285,6 +286,21 @@ def test_a_layout_given_as_an_extra_variable_is_refused_clearly(dom0_factory, tm
     mark = dom0.mark()
     run = play(dom0, tmp_path, "-e", f"@{extra}")
     assert run.returncode != 0
-    assert "The next roles see the layout with Whonix" in run.stdout
+    assert "Whonix, checked for the release of this dom0" in run.stdout
     assert "is given as an extra variable (-e)" in " ".join(run.stdout.split()), run.stdout
-    assert dom0.writes_since(mark) == []
+    assert dom0.writes_since(mark) == [] and dom0.calls_since(mark) == []  # refused before the first read
+
+
+def test_extra_variables_are_named_in_any_form_and_allowed_without_whonix(dom0_factory, tmp_path):
+    """-e as JSON naming two of the variables: both named; with whonix_enabled false nothing is hidden, and the run
+    goes on with the extra variables."""
+    dom0 = dom0_factory()
+    given = json.dumps({"qubes_templates": [], "qubes_policies": {}})
+    mark = dom0.mark()
+    run = play(dom0, tmp_path, "-e", given)
+    assert run.returncode != 0
+    assert "qubes_templates and qubes_policies are given as an extra variable" in " ".join(run.stdout.split())
+    assert dom0.calls_since(mark) == []
+    run = play(dom0, tmp_path, "-e", given, extra={"whonix_enabled": False, "qubes_flows": {}})
+    assert run.returncode == 0 and "failed=0" in run.stdout, run.stdout
+    assert "sys-whonix" not in dom0.client().list_vms()
