@@ -128,7 +128,7 @@ options:
         checks only what Whonix adds - the settings of O(whonix) and the Whonix rules - and returns the variables
         with Whonix added; the rest of the layout, its names and its drift are left to the whole check that follows.
       - With V(whonix), the task fails (having only read) when C(qubes_layout), C(qubes_templates) or
-        C(qubes_policies) is given as an extra variable (C(-e)) whose value is not the one with Whonix: the role sets
+        C(qubes_policies) is given as an extra variable (C(-e)) whose value is not the one with Whonix; the role sets
         its result as facts of those names, which an extra variable would hide from the next roles.
     type: str
     default: all
