@@ -8,6 +8,8 @@ prints medians of --runs runs, measured in the same run of this script:
   fresh dom0, the first converge, then the no-op against an empty play (one
   debug task) on the same inventory: wall time, ratio, Admin API calls (per
   qube), mutating calls, qube starts, qrexec calls into qubes, peak memory;
+  and the empty play once more without the project's callbacks (Ansible as it
+  comes: the preload callback makes the empty play's start faster too);
 * synthetic layouts (--sizes, default 15, 50 and 100 qubes, each with
   properties, features, services, tags, and a firewall whitelist and a device
   on some) through the qubes role: the same figures, and the growth from the
@@ -131,14 +133,21 @@ def measured(dom0: Dom0, args: list) -> dict:
     return {"seconds": seconds, "peak_mib": peak, **dom0.since(marks)}
 
 
+STOCK = {"ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.default"}
+"""The environment of a run without the project's callbacks (preload, run_reads): Ansible as it comes."""
+
+
 def noop_against_empty(dom0: Dom0, args: list, empty: list, runs: int) -> dict:
-    """Medians of ``runs`` no-op runs and ``runs`` empty plays, interleaved."""
-    noops, empties = [], []
+    """Medians of ``runs`` no-op runs and ``runs`` empty plays, interleaved; and of ``runs`` empty plays without
+    the project's callbacks (which make every run, the empty play's too, start its tasks sooner)."""
+    noops, empties, stock = [], [], []
     for _i in range(runs):
         noops.append(measured(dom0, args))
         empties.append(measured(dom0, empty)["seconds"])
+        stock.append(playbook(dom0, empty, STOCK)[0])
     figures = {key: statistics.median(run[key] for run in noops) for key in noops[0]}
     figures["empty"] = statistics.median(empties)
+    figures["empty_stock"] = statistics.median(stock)
     figures["peak_mib"] = max(run["peak_mib"] for run in noops)
     return figures
 
@@ -222,6 +231,8 @@ def show_noop(title: str, figures: dict, qubes: int) -> None:
           f"{figures['starts']:.0f} starts, {figures['qrexec']:.0f} qrexec calls into qubes, "
           f"{figures['policy']:.0f} policy admin calls; "
           f"peak memory {figures['peak_mib']} MiB")
+    print(f"    the empty play without the project's callbacks: {figures['empty_stock']:.2f} s "
+          f"(the no-op {figures['seconds'] / figures['empty_stock']:.2f}x that)")
 
 
 def show_run(title: str, figures: dict, qubes: int) -> None:
