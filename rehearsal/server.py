@@ -31,6 +31,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
+        self.server.connections.add(self)
 
     def data_received(self, data):
         if self.finished:
@@ -49,6 +50,7 @@ class _Connection(asyncio.Protocol):
         return True
 
     def connection_lost(self, exc):
+        self.server.connections.discard(self)
         if not self.closed.done():
             self.closed.set_result(None)
         if self.listener is not None and self.listener in self.server.dom0.listeners:
@@ -78,6 +80,8 @@ class RehearsalServer:
         self.debug = debug
         self._server = None
         self._tasks: set = set()
+        self.connections: set = set()
+        """The open connections: requests being read or answered, and event streams."""
         self.companions: list = []
         """Other listeners started after this one and stopped before it (e.g. the qrexec socket)."""
 
@@ -114,9 +118,12 @@ class RehearsalServer:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        # What is still open has no request running: event streams, whose subscriber may have gone already (after
+        # its request's EOF nothing is read, so its close is not seen) and clients that never finished a request.
+        # qubesd drops them when it stops; since Python 3.12 wait_closed waits for every connection.
+        for conn in list(self.connections):
+            conn.transport.abort()
         if self._server is not None:
-            # after the connections' tasks: since Python 3.12 wait_closed waits for every connection,
-            # and an event subscriber's stays open until its task ends
             await self._server.wait_closed()
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)
