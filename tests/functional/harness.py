@@ -25,6 +25,16 @@ def raw_exchange(path: str, data: bytes, timeout: float = 10.0) -> bytes:
     return client_mod.SocketTransport(path, timeout).exchange_bytes(data)
 
 
+def events_until(sock: socket.socket, until: str, seconds: float = 5.0) -> list:
+    """The events read from an admin.Events stream up to and including the first ``until`` (or ``seconds``)."""
+    buffer, events, deadline = b"", [], time.monotonic() + seconds
+    while time.monotonic() < deadline and not any(e[1] == until for e in events):
+        buffer += sock.recv(65536)
+        parsed, buffer = wire.parse_events(buffer)
+        events += parsed
+    return events
+
+
 def subscribe(path: str, dest: str = "dom0") -> socket.socket:
     """An admin.Events stream (left open; the caller closes it)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -3,32 +3,18 @@
 
 from __future__ import annotations
 
-import socket
-import time
-
-from harness import subscribe
-
-from ansible_collections.corral.qubes.plugins.module_utils import wire
-
-
-def _collect(sock: socket.socket, until: str, seconds: float = 5.0):
-    buffer, events, deadline = b"", [], time.monotonic() + seconds
-    while time.monotonic() < deadline and not any(e[1] == until for e in events):
-        buffer += sock.recv(65536)
-        parsed, buffer = wire.parse_events(buffer)
-        events += parsed
-    return events
+from harness import events_until, subscribe
 
 
 def test_event_stream(dom0):
     sock = subscribe(dom0.socket)
     try:
-        assert _collect(sock, "connection-established")[0] == ("", "connection-established", {})
+        assert events_until(sock, "connection-established")[0] == ("", "connection-established", {})
         client = dom0.client()
         client.property_set("sys-net", "memory", 512)
         client.create("AppVM", "work", "blue")
         client.start("sys-net")
-        events = _collect(sock, "domain-start")
+        events = events_until(sock, "domain-start")
     finally:
         sock.close()
     assert ("sys-net", "property-set:memory", {"name": "memory", "newvalue": "512", "oldvalue": "400"}) in events
@@ -40,11 +26,11 @@ def test_event_stream(dom0):
 def test_event_stream_for_one_qube(dom0):
     sock = subscribe(dom0.socket, "sys-firewall")
     try:
-        _collect(sock, "connection-established")
+        events_until(sock, "connection-established")
         client = dom0.client()
         client.property_set("sys-net", "memory", 512)
         client.property_set("sys-firewall", "memory", 513)
-        events = _collect(sock, "property-set:memory")
+        events = events_until(sock, "property-set:memory")
     finally:
         sock.close()
     assert {e[0] for e in events} == {"sys-firewall"}
@@ -53,11 +39,11 @@ def test_event_stream_for_one_qube(dom0):
 def test_closed_subscribers_do_not_disturb_live_ones(dom0):
     live = subscribe(dom0.socket)
     try:
-        _collect(live, "connection-established")
+        events_until(live, "connection-established")
         for _i in range(5):
             subscribe(dom0.socket).close()
         dom0.client().property_set("sys-net", "memory", 600)
-        events = _collect(live, "property-set:memory")
+        events = events_until(live, "property-set:memory")
     finally:
         live.close()
     assert ("sys-net", "property-set:memory", {"name": "memory", "newvalue": "600", "oldvalue": "400"}) in events
