@@ -42,7 +42,7 @@ from ansible import release as ansible_release
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from benchmarks.admin_api import ROOT, _start
-from rehearsal.policy_admin import POLICY_DIR
+from rehearsal.policy_admin import POLICY_DIR, RUNTIME_POLICY_DIR
 
 BIN = os.path.dirname(sys.executable)
 REHEARSAL_BIN = os.path.join(ROOT, "rehearsal", "bin")
@@ -75,6 +75,7 @@ class Dom0:
                     REHEARSAL_QREXEC_DAEMON_DIR=self.daemon_dir, CORRAL_QREXEC_DAEMON_DIR=self.daemon_dir,
                     CORRAL_XL=os.path.join(REHEARSAL_BIN, "xl"), ANSIBLE_PYTHON_INTERPRETER=sys.executable,
                     CORRAL_POLICY_DIR=os.path.join(self.directory, "state", POLICY_DIR),
+                    CORRAL_RUNTIME_POLICY_DIR=os.path.join(self.directory, "state", RUNTIME_POLICY_DIR),
                     ANSIBLE_LOCAL_TEMP=os.path.join(self.directory, "ansible-tmp"), ANSIBLE_NOCOLOR="1",
                     ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
                     PATH=os.pathsep.join([os.path.join(REHEARSAL_BIN, "dom0"), BIN, os.environ.get("PATH", "")]))

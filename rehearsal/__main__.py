@@ -32,7 +32,7 @@ from ansible_collections.corral.qubes.plugins.module_utils import names, wire
 from rehearsal import demo, installer, network, observe, qrexec, qrexec_proto, roots, rootfs, seed, world, xen
 from rehearsal.dom0 import Dom0
 from rehearsal.model import Dom0State
-from rehearsal.policy_admin import POLICY_DIR, PolicyStore
+from rehearsal.policy_admin import POLICY_DIR, RUNTIME_POLICY_DIR, PolicyStore
 from rehearsal.server import RehearsalServer
 
 DEFAULT_SOCKET = "/var/run/qubesd.sock"
@@ -64,7 +64,14 @@ def play_environment(args) -> dict:
             qrexec_proto.ENV_SOCKET: os.path.abspath(qrexec_socket_for(args)),
             "CORRAL_XL": os.path.join(BIN_DIR, "xl"),
             # dom0 reads its policy directory directly (writes go through the policy admin API)
-            "CORRAL_POLICY_DIR": os.path.abspath(args.policy_dir or os.path.join(args.state, POLICY_DIR))}
+            "CORRAL_POLICY_DIR": os.path.abspath(args.policy_dir or os.path.join(args.state, POLICY_DIR)),
+            # and, on R4.3, its runtime policy directory (/run/qubes/policy.d)
+            "CORRAL_RUNTIME_POLICY_DIR": runtime_policy_dir_for(args)}
+
+
+def runtime_policy_dir_for(args) -> str:
+    """R4.3's runtime policy directory: --runtime-policy-dir, or runtime-policy.d in the state directory."""
+    return os.path.abspath(args.runtime_policy_dir or os.path.join(args.state, RUNTIME_POLICY_DIR))
 
 
 def daemon_dir_for(args) -> str:
@@ -80,9 +87,12 @@ def qrexec_log_for(args) -> str | None:
     return os.path.join(os.path.dirname(os.path.abspath(args.call_log)), QREXEC_LOG_NAME) if args.call_log else None
 
 
-def policy_store(state_dir: str, release: str, directory: str | None = None) -> PolicyStore:
-    """The policy directory (``directory``, else ``policy.d`` in the state), seeded with the defaults when new."""
-    store = PolicyStore(directory or os.path.join(state_dir, POLICY_DIR), release)
+def policy_store(state_dir: str, release: str, directory: str | None = None,
+                 runtime_directory: str | None = None) -> PolicyStore:
+    """The policy directory (``directory``, else ``policy.d`` in the state), seeded with the defaults when new, and
+    R4.3's runtime directory (``runtime_directory``, else ``runtime-policy.d`` in the state)."""
+    store = PolicyStore(directory or os.path.join(state_dir, POLICY_DIR), release,
+                        runtime_directory or os.path.join(state_dir, RUNTIME_POLICY_DIR))
     store.ensure()
     return store
 
@@ -120,7 +130,7 @@ def build_server(args) -> RehearsalServer:
     """A server for the options of ``serve`` (and ``demo``)."""
     state = load_or_seed(args)
     dom0 = Dom0(state, args.state, shutdown_delay=args.shutdown_delay)
-    store = policy_store(args.state, dom0.release, args.policy_dir)
+    store = policy_store(args.state, dom0.release, args.policy_dir, args.runtime_policy_dir)
     dom0.admin_policy = qrexec.admin_policy(dom0, store)
     faults = observe.Faults(args.fault, args.latency)
     net = build_network(args, dom0)
@@ -259,7 +269,8 @@ def cmd_run(args) -> int:
     """Serve a fresh (or kept) rehearsal dom0 while one command runs with QUBESD_SOCKET pointing at it.
 
     The command also finds the rehearsal's qrexec-client (QREXEC_CLIENT) and xl (CORRAL_XL) stand-ins, its policy
-    directory (CORRAL_POLICY_DIR: dom0 reads it directly), and
+    directory (CORRAL_POLICY_DIR: dom0 reads it directly) and R4.3 runtime policy directory
+    (CORRAL_RUNTIME_POLICY_DIR), and
     the qrexec daemon directory (CORRAL_QREXEC_DAEMON_DIR for the connection plugin).
     """
     if not args.command_argv:
@@ -370,6 +381,9 @@ def main(argv=None) -> int:
         p.add_argument("--policy-dir", metavar="DIR",
                        help=f"the qrexec policy directory (default: {POLICY_DIR} in the state directory; a dom0's is "
                             "/etc/qubes/policy.d)")
+        p.add_argument("--runtime-policy-dir", metavar="DIR",
+                       help=f"R4.3's runtime policy directory, read by qrexec too (default: {RUNTIME_POLICY_DIR} in "
+                            "the state directory; a dom0's is /run/qubes/policy.d)")
         p.add_argument("--qrexec-log", metavar="FILE",
                        help=f"one JSON line per qrexec call (default: {QREXEC_LOG_NAME} next to --call-log)")
     demo.set_defaults(func=cmd_demo)

@@ -56,6 +56,7 @@ SOCKET = "/var/run/qubesd.sock"
 QREXEC_SOCKET = "/var/run/qubesd.qrexec.sock"
 DAEMON_DIR = "/var/run/qubes"
 POLICY_DIR = "/etc/qubes/policy.d"
+RUNTIME_POLICY_DIR = "/run/qubes/policy.d"
 LOG_DIR = "/var/log/qubes"
 DOM0_REPO = "/var/lib/corral-rehearsal/dom0-repo"
 """The local repository ``qubes-dom0-update`` installs from (a read-only bind of a :mod:`rehearsal.debrepo` one)."""
@@ -303,7 +304,7 @@ class Host:
         script = (
             "set -e; mkdir -p /run/sshd /var/log/qubes /etc/qubes; ssh-keygen -A >/dev/null; /usr/sbin/sshd; "
             f"cd /; CORRAL_CACHE={INSIDE_CACHE} setsid python3 -m rehearsal serve --state {STATE} --socket {SOCKET} "
-            f"--policy-dir {POLICY_DIR} --qrexec-daemon-dir {DAEMON_DIR} "
+            f"--policy-dir {POLICY_DIR} --runtime-policy-dir {RUNTIME_POLICY_DIR} --qrexec-daemon-dir {DAEMON_DIR} "
             f"--call-log {LOG_DIR}/rehearsal-calls.jsonl --qrexec-log {LOG_DIR}/qrexec.jsonl "
             f"--roots {self.roots_mode if qubes_roots else 'off'} --network {self.network_mode} "
             + (f"--release {self.release} " if self.release else "")

@@ -21,6 +21,8 @@ from ansible_collections.corral.qubes.plugins.module_utils import policy, policy
 from rehearsal import policy_defaults
 
 POLICY_DIR = "policy.d"
+RUNTIME_POLICY_DIR = "runtime-policy.d"
+"""R4.3's /run/qubes/policy.d, in the state directory: files in it are read by qrexec, written by nobody here."""
 
 
 class PolicyAdminError(Exception):
@@ -30,9 +32,13 @@ class PolicyAdminError(Exception):
 class PolicyStore:
     """The policy directory of one rehearsal dom0."""
 
-    def __init__(self, directory: str, release: str):
+    def __init__(self, directory: str, release: str, runtime_directory: str | None = None):
         self.directory = directory
         self.release = release
+        self.runtime_directory = runtime_directory if release != "4.2" else None
+        """R4.3's runtime directory (/run/qubes/policy.d): its top-level files are merged in by name, the runtime
+        copy winning. The stand-in takes no ``!include`` there (R4.3 resolves those against the runtime directory):
+        such a file makes the policy invalid, which denies every call. Not read on R4.2."""
         self._cache: tuple | None = None
         self.before_commit: Callable[[], None] | None = None
         """Called between writing a temporary file and renaming it, or before a delete (fault injection)."""
@@ -75,7 +81,8 @@ class PolicyStore:
 
     def _signature(self) -> tuple:
         entries = []
-        for folder in (self.directory, os.path.join(self.directory, policy.INCLUDE_DIR)):
+        folders = [self.directory, os.path.join(self.directory, policy.INCLUDE_DIR)]
+        for folder in folders + ([self.runtime_directory] if self.runtime_directory else []):
             try:
                 with os.scandir(folder) as scan:
                     entries += sorted((e.path, e.stat().st_mtime_ns, e.stat().st_size) for e in scan if e.is_file())
@@ -88,7 +95,15 @@ class PolicyStore:
         signature = self._signature()
         if self._cache is None or self._cache[0] != signature:
             try:
-                result = policy.Policy.from_directory(self.directory)
+                sources, directories = policy.read_directory(self.directory)
+                if self.runtime_directory:
+                    runtime = policy.read_runtime(self.runtime_directory)
+                    for name, text in runtime.items():
+                        if policy.includes(text):
+                            raise policy.PolicyError(name, None, "!include", "the rehearsal's runtime policy "
+                                                     "directory takes no !include lines")
+                    sources = policy.with_runtime(sources, runtime)
+                result = policy.Policy(sources, directories)
             except policy.PolicyError as exc:
                 result = exc
             self._cache = (signature, result)

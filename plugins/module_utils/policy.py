@@ -835,6 +835,32 @@ def read_directory(directory: str) -> tuple[dict[str, str], list[str]]:
     return sources, directories
 
 
+def read_runtime(directory: str) -> dict[str, str]:
+    """The files R4.3's qrexec reads from its runtime policy directory (``/run/qubes/policy.d``): the top-level
+    ``*.policy`` files whose names do not begin with ``.`` (name -> text); none if the directory does not exist.
+
+    qrexec merges them with the files of ``/etc/qubes/policy.d`` by name, the runtime copy winning on a clash
+    (:func:`with_runtime`); R4.2 does not read the directory.
+    """
+    try:
+        entries = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return {}
+    return {entry: _read(os.path.join(directory, entry)) for entry in entries
+            if entry.endswith(POLICY_SUFFIX) and not entry.startswith(".")
+            and os.path.isfile(os.path.join(directory, entry))}
+
+
+def with_runtime(sources: Mapping[str, str], runtime: Mapping[str, str]) -> dict[str, str]:
+    """The policy directory's files with the runtime directory's top-level files merged in by name (R4.3)."""
+    return {**sources, **runtime}
+
+
+def includes(text: str) -> bool:
+    """Whether a file has an ``!include`` line of any kind (its rules then depend on other files)."""
+    return any(line.lstrip().startswith("!include") for line in text.splitlines())
+
+
 def _read(path: str) -> str:
     with open(path, encoding="utf-8", errors="replace") as handle:
         return handle.read()

@@ -14,7 +14,9 @@ Three stores with one interface (``names``, ``read_all``, ``read_for_service``,
 * :class:`Dom0Store` - in dom0, the same writes through the API, but the
   files are read from the policy directory itself (0664 root:qubes, readable
   by dom0's user): a read costs no qrexec call and no run of the admin
-  service, and gives the token the API would (the sha256 of the bytes).
+  service, and gives the token the API would (the sha256 of the bytes); the
+  files that decide a service are found there too (and, on R4.3, in the
+  runtime directory), as ``policy.GetFiles`` finds them.
 * :class:`DirectoryStore` - a policy directory written directly, for a
   system without that API: the same tokens, computed here, and an atomic
   write (a hidden temporary file, which qrexec skips, fsynced and renamed).
@@ -42,6 +44,9 @@ TOP_LEVEL_NAME = re.compile(r"\A[0-9]+-")
 DOM0_POLICY_DIR = "/etc/qubes/policy.d"
 POLICY_DIR_ENV = "CORRAL_POLICY_DIR"
 """Where dom0's policy directory is when it is not /etc/qubes/policy.d (a rehearsal dom0's state)."""
+DOM0_RUNTIME_POLICY_DIR = "/run/qubes/policy.d"
+RUNTIME_POLICY_DIR_ENV = "CORRAL_RUNTIME_POLICY_DIR"
+"""Where R4.3's runtime policy directory is when it is not /run/qubes/policy.d (a rehearsal dom0's state)."""
 
 
 def read_file(directory: str, path: str) -> tuple[str, str] | None:
@@ -194,9 +199,14 @@ class Dom0Store(ApiStore):
     API instead.
     """
 
-    def __init__(self, directory: str, admin: policy_client.PolicyAdmin | None = None):
+    def __init__(self, directory: str, admin: policy_client.PolicyAdmin | None = None, release: str | None = None,
+                 runtime_directory: str | None = None):
         super().__init__(admin)
         self.directory = directory
+        self.release = release
+        """The dom0's release, which says which directories qrexec reads; None: the service names the files."""
+        self.runtime_directory = runtime_directory
+        """R4.3's runtime policy directory (/run/qubes/policy.d); not read on R4.2."""
 
     def names(self) -> list[str]:
         """The top-level ``*.policy`` files' names, from the directory."""
@@ -222,6 +232,43 @@ class Dom0Store(ApiStore):
                 files[source_path(f"{policy.INCLUDE_DIR}/{entry}")] = self.get(f"{policy.INCLUDE_DIR}/{entry}")
         return {path: found for path, found in files.items() if found is not None}
 
+    def read_for_service(self, service: str) -> dict[str, tuple[str, str]]:
+        """The files that decide calls of ``service``, found here as the service finds them, without asking it.
+
+        qrexec reads the policy directory and, on R4.3, the top-level files of
+        the runtime directory (merged by name, the runtime copy winning). Every
+        file is read and the whole policy parsed (the grammar of :mod:`policy`);
+        the files with rules for ``service`` (or ``*``) are those
+        ``policy.GetFiles`` names, and when one of them includes others every
+        file is returned, as the API store does. The service is asked instead
+        when the release is not known, the runtime directory cannot be read, or
+        one of its files includes others (R4.3 resolves those against
+        /run/qubes/policy.d).
+        """
+        if self.release is None:
+            return super().read_for_service(service)
+        runtime: dict[str, tuple[str, str]] = {}
+        if self.release != "4.2" and self.runtime_directory:
+            try:
+                texts = policy.read_runtime(self.runtime_directory)
+            except OSError:
+                return super().read_for_service(service)
+            if any(policy.includes(text) for text in texts.values()):
+                return super().read_for_service(service)
+            runtime = {path: (token_of(text.encode("utf-8")), text) for path, text in texts.items()}
+            self.calls += len(runtime)
+        files = policy.with_runtime(self.read_all(), runtime)
+        directories = [policy.INCLUDE_DIR] if os.path.isdir(os.path.join(self.directory, policy.INCLUDE_DIR)) else []
+        try:
+            wanted = policy.Policy({path: text for path, (_token, text) in files.items()},
+                                   directories).files_for_service(service)
+        except policy.PolicyError as exc:
+            raise policy_client.PolicyInvalid(f"Invalid policy: {exc}", policy_client.EXIT_USER_ERROR) from None
+        selected = {source_path(name): files[source_path(name)] for name in wanted}
+        if any(policy.includes(text) for _token, text in selected.values()):
+            return files
+        return selected
+
     def _service_file(self, name: str) -> tuple[str, str]:
         """A file ``policy.GetFiles`` named, read here; one only the service knows (R4.3 also loads
         /run/qubes/policy.d) through it."""
@@ -229,11 +276,14 @@ class Dom0Store(ApiStore):
         return found if found is not None else super()._service_file(name)
 
 
-def default_store() -> ApiStore:
-    """The policy admin API, read from the directory itself in dom0 ($CORRAL_POLICY_DIR or /etc/qubes/policy.d)."""
+def default_store(release: str | None = None) -> ApiStore:
+    """The policy admin API, read from the directory itself in dom0 ($CORRAL_POLICY_DIR or /etc/qubes/policy.d;
+    with the dom0's ``release``, the files for a service are found there too, on R4.3 with those of
+    $CORRAL_RUNTIME_POLICY_DIR or /run/qubes/policy.d)."""
     directory = os.environ.get(POLICY_DIR_ENV) or DOM0_POLICY_DIR
     if not client.in_qube() and os.path.isdir(directory) and os.access(directory, os.R_OK | os.X_OK):
-        return Dom0Store(directory)
+        return Dom0Store(directory, release=release,
+                         runtime_directory=os.environ.get(RUNTIME_POLICY_DIR_ENV) or DOM0_RUNTIME_POLICY_DIR)
     return ApiStore()
 
 

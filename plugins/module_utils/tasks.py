@@ -172,11 +172,12 @@ def connect(params: dict) -> client_mod.AdminClient:
     return client_mod.AdminClient(run_reads.wrap(client_mod.default_transport(params.get("qubesd_socket"))))
 
 
-def policy_store(params: dict):
-    """Where policy files are read and written: a directory given as policy_dir, else the policy admin API."""
+def policy_store(params: dict, release: str | None = None):
+    """Where policy files are read and written: a directory given as policy_dir, else the policy admin API (in dom0
+    the files are read from the directory; with the dom0's ``release``, also the files for a service)."""
     if params.get("policy_dir"):
         return policy_files.DirectoryStore(params["policy_dir"])
-    return policy_files.default_store()
+    return policy_files.default_store(release)
 
 
 def run(kind: str, params: dict, check_mode: bool = False, diff: bool = False,
@@ -453,7 +454,7 @@ def _audit(reader: engine.Reader, params: dict) -> dict:
         matrix, domains = flows.check_matrix(params["matrix"], params.get("domains"))
     except ValueError as exc:
         return {"failed": True, "changed": False, "msg": str(exc), "field": "matrix"}
-    store = policy_store(params)
+    store = policy_store(params, reader.release)
     try:
         sources = {path: text for path, (_token, text) in store.read_for_service(params["service"]).items()}
         report = flows.audit(sources, flows.system_of(reader), matrix, domains, params["service"])

@@ -12,8 +12,8 @@ module: clipboard_audit
 short_description: Check the flows the qrexec policy really allows between domains against a declared matrix
 version_added: 0.1.0
 description:
-  - Reads the qrexec policy as it is written for O(service) (the files C(policy.GetFiles) names, or every file,
-    includes resolved, when one of those includes others) and the qubes it asks about (classes, tags, disposable
+  - Reads the qrexec policy as it is written for O(service) (the files with rules for it, those
+    C(policy.GetFiles) names, or every file, includes resolved, when one of those includes others) and the qubes it asks about (classes, tags, disposable
     templates; one C(admin.vm.List), then properties and tags of the managed domains and the qubes their rules
     lead to), and evaluates O(service) for every ordered pair of managed domains and for data copied in dom0, with
     Qubes semantics (files in name order, first matching rule wins, no match denies, C(ask) counts as
@@ -43,9 +43,12 @@ options:
   policy_dir:
     description:
       - Read the policy from this directory instead of through the policy admin API.
-      - Without it, dom0 asks the API which files decide the service's calls (one C(policy.GetFiles)) and reads
-        them from its policy directory (C(/etc/qubes/policy.d), or C($CORRAL_POLICY_DIR)); a management qube
-        reads them through the API.
+      - Without it, dom0 reads its policy directory itself (C(/etc/qubes/policy.d), or C($CORRAL_POLICY_DIR))
+        and, on R4.3, the top-level files of its runtime policy directory, which qrexec reads too
+        (C(/run/qubes/policy.d), or C($CORRAL_RUNTIME_POLICY_DIR); a file there wins over one of the same name),
+        and finds the files that decide the service's calls as C(policy.GetFiles) does, with no policy admin
+        call. It asks the API (C(policy.GetFiles)) when a runtime file includes others (R4.3 resolves those
+        against the runtime directory). A management qube reads them through the API.
     type: path
 attributes:
   check_mode:

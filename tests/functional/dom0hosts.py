@@ -19,7 +19,7 @@ REASONS = ([] if os.geteuid() == 0 else ["it needs root"]) + [
     f"missing {tool}" for tool in ("ip", "nc", "ssh", "ssh-keygen", "unshare", "nsenter", "debootstrap")
     if not any(os.access(os.path.join(d, tool), os.X_OK) for d in os.environ.get("PATH", "").split(os.pathsep))]
 LEAKS = ("QUBESD_SOCKET", "QREXEC_CLIENT", "QREXEC_CLIENT_VM", "REHEARSAL_QREXEC_SOCKET", "CORRAL_XL", "CORRAL_POLICY_DIR",
-         "CORRAL_QREXEC_DAEMON_DIR", "REHEARSAL_QREXEC_DAEMON_DIR", "REHEARSAL_HOST")
+         "CORRAL_RUNTIME_POLICY_DIR", "CORRAL_QREXEC_DAEMON_DIR", "REHEARSAL_QREXEC_DAEMON_DIR", "REHEARSAL_HOST")
 """The rehearsal's variables for a play on this machine: none may reach a play against the dom0 host."""
 
 

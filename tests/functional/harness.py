@@ -54,6 +54,7 @@ class RehearsalDom0:
         self.socket = str(directory / "qubesd.sock")
         self.qrexec_socket = str(directory / "qubesd.qrexec.sock")  # named after the qubesd socket
         self.policy_dir = directory / "state" / "policy.d"
+        self.runtime_policy_dir = directory / "state" / "runtime-policy.d"  # R4.3's /run/qubes/policy.d
         self.call_log = str(directory / "calls.jsonl")
         self.qrexec_log = str(directory / "qrexec.jsonl")
         self.daemon_dir = str(directory / "qubes")

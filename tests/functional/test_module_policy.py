@@ -12,7 +12,7 @@ import pytest
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod
 from ansible_collections.corral.qubes.plugins.module_utils import engine, policy, policy_client, policy_files
 from harness import QREXEC_CLIENT
-from playbook import qube
+from playbook import Player, qube
 
 SEED = {"secure": ["personal"], "personal": ["work"], "work": ["personal"], "untrusted": ["personal"]}
 DOMAINS = ("secure", "personal", "work", "untrusted")
@@ -115,11 +115,14 @@ def test_dom0_reads_policy_files_itself_and_writes_them_through_the_api(dom0, pl
     assert again["diff"]["after"] == text
     assert policy_services(dom0, mark) == ["policy.Replace"] and admin.get("30-corral-flows")[1] == text
 
-    # the audit asks the service which files decide the calls (policy.GetFiles), and reads them itself
+    # the audit finds the files that decide the calls itself (those policy.GetFiles names), with no qrexec call
     mark = len(dom0.qrexec_calls())
     report = player.run([audit(SEED)], env=env)[0]
     assert not report.get("failed") and report["undeclared"] == [] and report["blocked"] == []
-    assert policy_services(dom0, mark) == ["policy.GetFiles"]
+    assert policy_services(dom0, mark) == []
+    files = admin.get_files("qubes.ClipboardPaste")
+    # every file read from the directory (the whole policy parsed), none through the service
+    assert report["policy_calls"] == len(admin.list()) + len(admin.include_list()) and len(files) < len(admin.list())
 
 
 def _paste(dom0, source: str, target: str) -> bool:
@@ -251,3 +254,38 @@ def test_directory_store_writes_atomically(tmp_path, monkeypatch):
     (directory / "30-flows.policy").write_text("qubes.Filecopy * a b ask\n")
     with pytest.raises(engine.ApplyError, match="changed by someone else"):
         plan.apply(None)
+
+
+@pytest.mark.parametrize("release", ["4.3", "4.2"])
+def test_dom0_audit_reads_the_runtime_policy_directory_of_r43_only(dom0_factory, tmp_path, release):
+    """R4.3's qrexec also reads /run/qubes/policy.d (its file winning over one of the same name in
+    /etc/qubes/policy.d); R4.2's does not. dom0's audit, which reads the files itself, sees what qrexec decides."""
+    dom0 = dom0_factory(release=release)
+    player = Player(dom0, tmp_path)
+    env = {"CORRAL_POLICY_DIR": str(dom0.policy_dir), "CORRAL_RUNTIME_POLICY_DIR": str(dom0.runtime_policy_dir)}
+    assert not player.run([qube(name, label="red") for name in DOMAINS]).failed
+    player.run([dict(write("30-corral-flows", rules=FLOWS), vars={"matrix": SEED})], env=env)
+    assert not player.run([audit(SEED)], env=env)[0].get("failed")
+    assert _paste(dom0, "secure", "personal")
+    # a transient rule, and a runtime copy of the flow file that lets personal paste into secure and secure no more
+    # into personal
+    dom0.runtime_policy_dir.mkdir(exist_ok=True)
+    (dom0.runtime_policy_dir / "20-transient.policy").write_text("qubes.ClipboardPaste * untrusted work allow\n")
+    flows = (dom0.policy_dir / "30-corral-flows.policy").read_text()
+    (dom0.runtime_policy_dir / "30-corral-flows.policy").write_text(
+        "qubes.ClipboardPaste * personal secure allow\nqubes.ClipboardPaste * secure personal deny\n" + flows)
+    mark = len(dom0.qrexec_calls())
+    report = player.run([audit(SEED)], env=env)[0]
+    assert policy_services(dom0, mark) == []  # found without the policy admin service
+    if release == "4.2":
+        assert not report.get("failed") and report["undeclared"] == [] and report["blocked"] == [], report
+        assert not _paste(dom0, "untrusted", "work") and not _paste(dom0, "personal", "secure")
+        assert _paste(dom0, "secure", "personal")
+        return
+    assert report["failed"] and sorted((flow["from"], flow["to"], flow["why"]) for flow in report["undeclared"]) == [
+        ("personal", "secure", "allow by 30-corral-flows.policy:1"), ("untrusted", "work", "allow by 20-transient.policy:1")]
+    # the runtime copy of the flow file wins over the one in /etc/qubes/policy.d, which allows secure -> personal
+    assert [(flow["from"], flow["to"]) for flow in report["blocked"]] == [("secure", "personal")]
+    # the rehearsal's qrexec decides the same: the audit read what qrexec decides from
+    assert _paste(dom0, "untrusted", "work") and _paste(dom0, "personal", "secure")
+    assert not _paste(dom0, "secure", "personal")

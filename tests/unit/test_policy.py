@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ansible_collections.corral.qubes.plugins.module_utils import policy as P
 from ansible_collections.corral.qubes.plugins.module_utils import policy_files
 from rehearsal import policy_defaults
+from rehearsal.policy_admin import PolicyStore
 
 # -- generated policy text ----------------------------------------------------------
 
@@ -527,3 +528,67 @@ def test_dom0_reads_the_directory_itself_and_asks_the_api_only_what_it_cannot_re
     # the files of a service: policy.GetFiles names them, this directory has all but one
     assert set(store.read_for_service("qubes.ClipboardPaste")) == {"29-transient.policy", "30-flows.policy"}
     assert admin.asked == [("GetFiles", "qubes.ClipboardPaste"), ("Get", "29-transient")]
+
+
+class _Service:
+    """The policy admin service, as far as a store may ask it: every question recorded, the files it names given."""
+
+    def __init__(self, names=()):
+        self.asked: list[str] = []
+        self.names = list(names)
+
+    def get_files(self, service):
+        self.asked.append(f"policy.GetFiles+{service}")
+        return self.names
+
+    def get(self, name):
+        self.asked.append(f"policy.Get+{name}")
+        return "sha256:0", f"qubes.ClipboardPaste * work {name} deny\n"
+
+
+def _dom0_dirs(tmp_path, release):
+    etc, run = tmp_path / "policy.d", tmp_path / "runtime-policy.d"
+    (etc / P.INCLUDE_DIR).mkdir(parents=True)
+    run.mkdir()
+    for path, text in policy_defaults.default_files(release).items():
+        (etc / path).write_text(text)
+    (etc / "30-flows.policy").write_text("qubes.ClipboardPaste * work personal allow\n")
+    (run / "20-transient.policy").write_text("qubes.ClipboardPaste * work secure allow\n")
+    (run / "90-default.policy").write_text("qubes.Filecopy * @anyvm @anyvm deny\n")
+    return etc, run, PolicyStore(str(etc), release, str(run))
+
+
+@pytest.mark.parametrize("release", ["4.3", "4.2"])
+def test_dom0_store_finds_the_files_for_a_service_as_the_service_does(tmp_path, release):
+    etc, run, service_side = _dom0_dirs(tmp_path, release)
+    service = _Service()
+    store = policy_files.Dom0Store(str(etc), service, release=release, runtime_directory=str(run))
+    for name in ("qubes.ClipboardPaste", "qubes.Filecopy", "qubes.UpdatesProxy", "admin.vm.List"):
+        found = store.read_for_service(name)
+        expected = [policy_files.source_path(file) for file in service_side.files_for(name)]
+        if any(P.includes(text) for _token, text in found.values()):
+            assert set(expected) <= set(found), name  # every file, so that the includes resolve
+        else:
+            assert sorted(found) == sorted(expected), name
+    assert service.asked == []
+    clipboard = store.read_for_service("qubes.ClipboardPaste")
+    # R4.3 reads the runtime directory too, its 90-default winning over /etc's; R4.2 does not read it
+    assert ("20-transient.policy" in clipboard) == (release == "4.3")
+    filecopy = store.read_for_service("qubes.Filecopy")
+    assert (filecopy["90-default.policy"][1] == (run / "90-default.policy").read_text()) == (release == "4.3")
+
+
+def test_dom0_store_asks_the_service_when_it_cannot_see_what_qrexec_reads(tmp_path):
+    etc, run, _service_side = _dom0_dirs(tmp_path, "4.3")
+    # the release unknown: which directories qrexec reads is not known
+    service = _Service(["30-flows"])
+    assert list(policy_files.Dom0Store(str(etc), service).read_for_service("qubes.ClipboardPaste")) == [
+        "30-flows.policy"]
+    assert service.asked == ["policy.GetFiles+qubes.ClipboardPaste"]
+    # a runtime file including others: R4.3 resolves its includes against /run/qubes/policy.d
+    (run / "25-included.policy").write_text("!include include/elsewhere\n")
+    service = _Service(["20-transient"])
+    found = policy_files.Dom0Store(str(etc), service, release="4.3", runtime_directory=str(run)).read_for_service(
+        "qubes.ClipboardPaste")
+    assert service.asked == ["policy.GetFiles+qubes.ClipboardPaste", "policy.Get+20-transient"]
+    assert list(found) == ["20-transient.policy"]
