@@ -26,9 +26,33 @@ def test_a_later_task_gets_the_reads_of_an_earlier_one(dom0, player):
     mark = dom0.mark()
     run = player.run([INFO, INFO], env=SHARING)
     assert run[0]["qubes"] == run[1]["qubes"]
-    assert run[0]["api_calls"] > 1 and run[1]["api_calls"] == 1  # the second task: only the qube list
+    # the run watches qubesd's events, and none came: the second task asks nothing, not even the qube list
+    assert run[0]["api_calls"] > 1 and run[1]["api_calls"] == 0
     calls = dom0.calls_since(mark)
-    assert reads_of(calls, "admin.vm.List", "dom0") == 2 and reads_of(calls, "admin.vm.property.GetAll", "sys-net") == 1
+    assert reads_of(calls, "admin.vm.List", "dom0") == 1 and reads_of(calls, "admin.vm.property.GetAll", "sys-net") == 1
+    assert reads_of(calls, "admin.Events", "dom0") == 1
+
+
+def test_a_qubesd_the_run_does_not_watch_is_asked_for_its_qube_list_in_each_task(dom0, player, tmp_path):
+    # the tasks reach the same qubesd by another path than the one the callback watches (QUBESD_SOCKET)
+    other = tmp_path / "other.sock"
+    other.symlink_to(dom0.socket)
+    info = {"corral.qubes.qube_info": {"names": ["sys-net"], "qubesd_socket": str(other)}}
+    mark = dom0.mark()
+    run = player.run([info, info], env=SHARING)
+    assert run[0]["qubes"] == run[1]["qubes"] and run[1]["api_calls"] == 1  # the qube list, the rest shared
+    assert reads_of(dom0.calls_since(mark), "admin.vm.List", "dom0") == 2
+
+
+def test_a_setting_changed_by_someone_else_between_tasks_is_seen(dom0, player):
+    # a change the run does not report (changed_when false), made with another client: its event drops the reads
+    mark = dom0.mark()
+    run = player.run([INFO, outside(dom0, "a.property_set('sys-net', 'memory', 555)", changed_when=False), INFO],
+                     env=SHARING)
+    assert not run[1]["changed"]
+    assert run[0]["qubes"]["sys-net"].get("properties", {}).get("memory") != 555
+    assert run[2]["qubes"]["sys-net"]["properties"]["memory"] == 555
+    assert reads_of(dom0.calls_since(mark), "admin.vm.property.GetAll", "sys-net") == 2
 
 
 def test_without_the_callback_every_task_reads_for_itself(dom0, player):

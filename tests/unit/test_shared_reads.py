@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
+
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod, run_reads, wire
 
 
@@ -103,3 +106,33 @@ def test_what_is_shared():
     assert not run_reads.shared("admin.vm.CurrentState") and not run_reads.shared("admin.vm.device.pci.Attached")
     assert run_reads.read_only("admin.vm.device.usb.Available") and not run_reads.read_only("admin.vm.device.pci.Assign")
     assert not run_reads.read_only("admin.vm.feature.Set") and not run_reads.read_only("admin.vm.firewall.Reload")
+
+
+def _watch(tmp_path, qubesd, token: str) -> None:
+    """The run watching qubesd's events under ``token`` (what the callback's events stream writes)."""
+    pathlib.Path(run_reads.watch_path(str(tmp_path), qubesd.path)).write_text(token)
+
+
+def test_a_list_recorded_while_the_run_watches_is_handed_on_under_the_same_stream_only(tmp_path):
+    qubesd = Qubesd("/run/qubesd.sock")
+    task(tmp_path, qubesd).property_get("work", "memory")  # not watched yet: its list is not handed on
+    qubesd.got.clear()
+    _watch(tmp_path, qubesd, "aaaa")
+    second = task(tmp_path, qubesd)
+    second.property_get("work", "memory")
+    assert qubesd.got == ["admin.vm.List"]  # checked once more, now recorded under the stream
+    qubesd.got.clear()
+    third = task(tmp_path, qubesd)
+    assert third.property_get("work", "memory").value == "400" and third.list_vms()["work"].state == "Halted"
+    assert qubesd.got == [] and third.transport.shared == 1 + 1
+    assert third.list_vms() and qubesd.got == ["admin.vm.List"]  # a second list in one task asks qubesd
+    # another stream (qubesd restarted, a new watch): what the old one vouched for is not handed on
+    _watch(tmp_path, qubesd, "bbbb")
+    qubesd.got.clear()
+    task(tmp_path, qubesd).property_get("work", "memory")
+    assert qubesd.got == ["admin.vm.List"]
+    # no watch at all
+    os.unlink(run_reads.watch_path(str(tmp_path), qubesd.path))
+    qubesd.got.clear()
+    task(tmp_path, qubesd).property_get("work", "memory")
+    assert qubesd.got == ["admin.vm.List"]
