@@ -11,8 +11,8 @@ replies of its reads there, and a later task of the same run gets such a reply w
 
 What keeps that honest:
 
-* only reads of settings are shared (:data:`SHARED`); ``admin.vm.List``, ``CurrentState``, a device's
-  availability or live attachments (what changes on its own) always go to qubesd;
+* only reads of settings are shared (:data:`SHARED`); ``CurrentState``, a device's availability or live
+  attachments (what changes on its own) always go to qubesd, and the qube list as follows;
 * a task's first ``admin.vm.List`` goes to qubesd, and when its reply differs from the one recorded with the
   shared reads (a qube started, stopped, created or removed meanwhile) they are dropped; unless the run *watches*
   that qubesd: the callback holds an ``admin.Events`` stream open and drops the shared reads as soon as an event
@@ -24,8 +24,9 @@ What keeps that honest:
 * a task gets each shared reply once: if it reads the same thing again (waiting for a change), qubesd answers.
 
 What it cannot see: without the watch, a setting changed during the run by someone else (``qvm-prefs`` in a
-terminal) or by a task that reports no change; with it, a change made while a task runs, until the next task starts
-(a task's reads are as fresh as its start), or one qubesd sends no event for. No Ansible imports: the client uses it in a module process too.
+terminal) or by a task that reports no change; with it, a change made while a task runs, until the next task
+starts (a task's reads are as fresh as its start), or one qubesd sends no event for. No Ansible imports: the
+client uses it in a module process too.
 """
 
 from __future__ import annotations
