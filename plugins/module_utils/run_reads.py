@@ -284,14 +284,15 @@ class EventsWatch:
             sock.connect(self.socket_path)
             sock.sendall(wire.Request(method="admin.Events").encode())
             sock.shutdown(socket.SHUT_WR)
-            buffer, deadline = b"", time.monotonic() + timeout
-            while not buffer.startswith(wire.encode_event("", "connection-established")):
-                if not buffer.startswith(wire.REPLY_EVENT[:len(buffer)]) or time.monotonic() > deadline:
-                    raise OSError("no event stream")  # an exception reply: not allowed to watch
+            buffer, events, deadline = b"", [], time.monotonic() + timeout
+            while not events:
                 data = sock.recv(4096)
-                if not data:
-                    raise OSError("the stream ended")
                 buffer += data
+                if not data or not buffer.startswith(wire.REPLY_EVENT[:len(buffer)]) or time.monotonic() > deadline:
+                    raise OSError("no event stream")  # an exception reply (not allowed to watch), or nothing
+                events, buffer = wire.parse_events(buffer)
+            if events[0][1] != "connection-established":
+                raise OSError(f"the stream began with {events[0][1]!r}")
             sock.setblocking(False)
         except OSError:
             sock.close()
@@ -301,7 +302,7 @@ class EventsWatch:
         with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="ascii") as handle:
             handle.write(secrets.token_hex(8))
         os.replace(temporary, watch_path(self.directory, self.socket_path))
-        if len(buffer) > len(wire.encode_event("", "connection-established")):
+        if len(events) > 1 or buffer:
             self._changed()  # events right after the first message
         return True
 

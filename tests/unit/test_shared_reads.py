@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import pathlib
+import socket
+import threading
+import time
 
 from ansible_collections.corral.qubes.plugins.module_utils import client as client_mod, run_reads, wire
 
@@ -136,3 +139,37 @@ def test_a_list_recorded_while_the_run_watches_is_handed_on_under_the_same_strea
     qubesd.got.clear()
     task(tmp_path, qubesd).property_get("work", "memory")
     assert qubesd.got == ["admin.vm.List"]
+
+
+def _qubesd_answering(path: str, data: bytes) -> threading.Thread:
+    """A socket that answers one connection with ``data`` and keeps it open a moment (a stream that goes on)."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+
+    def serve():
+        conn, _address = server.accept()
+        conn.recv(4096)
+        conn.sendall(data)
+        time.sleep(0.5)
+        conn.close()
+        server.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_the_events_watch_starts_only_on_an_event_stream_and_drops_the_reads_for_events_that_came(tmp_path):
+    refused = str(tmp_path / "refused.sock")
+    _qubesd_answering(refused, wire.encode_exception("QubesDaemonAccessError", "denied", ""))
+    assert not run_reads.EventsWatch(str(tmp_path), refused).start()
+    assert not os.path.exists(run_reads.watch_path(str(tmp_path), refused))
+    busy = str(tmp_path / "busy.sock")
+    pathlib.Path(run_reads.reads_path(str(tmp_path), busy)).write_text("")
+    _qubesd_answering(busy, wire.encode_event("", "connection-established") + wire.encode_event("work", "domain-start"))
+    watch = run_reads.EventsWatch(str(tmp_path), busy)
+    assert watch.start() and os.path.exists(run_reads.watch_path(str(tmp_path), busy))
+    assert not os.path.exists(run_reads.reads_path(str(tmp_path), busy))  # the event after the first message
+    watch.stop()
+    assert not os.path.exists(run_reads.watch_path(str(tmp_path), busy))
