@@ -4,10 +4,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Action plugin of corral.qubes.layout_check: the task in-process on a local connection, else the module.
 
-With ``scope: whonix`` its result becomes the variables qubes_layout, qubes_templates and qubes_policies (the role
-corral.qubes.whonix sets them as facts). An extra variable of one of these names is above any fact: when its value
-is not what the role would set (a layout without Whonix), the next roles would not see Whonix, so the task fails,
-in the controller (only it knows the extra variables), before anything changes.
+Given ``whonix``, its result becomes the variables qubes_layout, qubes_templates and qubes_policies (the role
+corral.qubes.whonix sets them as facts, from its own check or from the whole-layout check of the collection's
+site.yml). An extra variable of one of these names is above any fact: when its value is not what the role would set
+(a layout without Whonix), the next roles would not see Whonix, so the task fails, in the controller (only it knows
+the extra variables), before anything changes.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class ActionModule(InProcessTask):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self._task.args
-        if args.get("scope") == "whonix" and not result.get("failed") and isinstance(result.get("whonix"), dict):
+        if args.get("whonix") and not result.get("failed") and isinstance(result.get("whonix"), dict):
             hidden = hidden_outputs(load_extra_vars(self._loader), args, result["whonix"])
             if hidden:
                 result.update(failed=True, field=hidden[0], msg=(

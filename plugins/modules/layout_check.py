@@ -117,7 +117,11 @@ options:
         release of the dom0 (Whonix 17 on R4.2, 18 on R4.3), expanded into the Whonix templates, the gateway, the
         Whonix disposable template, the workstation and the updates policy file, and added to O(layout),
         O(templates) and O(policies) before the whole check; the result's C(whonix) holds the variables with Whonix
-        added.
+        added. The collection's C(site.yml) gives them to its whole check (V(all)), so Whonix and the rest of the
+        layout are checked in one task.
+      - Given, the task fails (having only read) when C(qubes_layout), C(qubes_templates) or C(qubes_policies) is
+        given as an extra variable (C(-e)) whose value is not the one with Whonix; the role sets the result as facts
+        of those names, which an extra variable would hide from the next roles.
       - Whatever this option says, every layout is held to the Whonix rules - a Whonix template of another release
         (C(whonix-gateway-17) on R4.3) and a Whonix workstation (a qube based on a C(whonix-workstation-NN) template,
         or a template with the feature C(whonix-ws)) whose netvm is not a Whonix gateway are problems.
@@ -127,9 +131,6 @@ options:
       - V(all) checks the whole layout and reports drift. V(whonix) (what the role P(corral.qubes.whonix#role) runs)
         checks only what Whonix adds - the settings of O(whonix) and the Whonix rules - and returns the variables
         with Whonix added; the rest of the layout, its names and its drift are left to the whole check that follows.
-      - With V(whonix), the task fails (having only read) when C(qubes_layout), C(qubes_templates) or
-        C(qubes_policies) is given as an extra variable (C(-e)) whose value is not the one with Whonix; the role sets
-        its result as facts of those names, which an extra variable would hide from the next roles.
     type: str
     default: all
     choices: [all, whonix]

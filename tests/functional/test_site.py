@@ -115,6 +115,27 @@ def test_site_builds_the_devices_and_a_second_run_changes_nothing(dom0, tmp_path
     assert "TASK [The Windows qubes, the FreeBSD qubes and the YubiKey login" not in again.stdout, again.stdout
     # nothing inside a template to change: the Fedora role ends before the include of what goes inside (end_role)
     assert "TASK [corral.qubes.fedora : Configure inside each template that changed]" not in again.stdout, again.stdout
+    # Whonix is checked with the rest of the layout, in one task: the Whonix role's own check does not run
+    assert "TASK [corral.qubes.qubes : The whole layout, checked before any change]" in again.stdout, again.stdout
+    assert "TASK [corral.qubes.whonix : Whonix, checked for the release" not in again.stdout, again.stdout
+
+
+def test_site_refuses_a_layout_given_as_an_extra_variable_before_any_change(dom0_factory, tmp_path):
+    """site.yml checks Whonix within its whole-layout check; a layout given with -e (which Ansible puts above the facts
+    that add Whonix) fails that check, naming the variable, before anything is written. The check fails before the
+    Fedora role, so the qubes need no roots."""
+    dom0 = dom0_factory()
+    reference = yaml.safe_load((ROOT / "inventories/t420s/group_vars/qubes_admin/layout.yml").read_text())
+    extra = tmp_path / "extra.yml"
+    extra.write_text(yaml.safe_dump({"qubes_layout": reference["qubes_layout"]}))
+    mark = dom0.mark()
+    proc = site(dom0, tmp_path, "-e", f"@{extra}")
+    assert proc.returncode != 0, proc.stdout
+    words = " ".join(proc.stdout.split())
+    assert "qubes_layout is given as an extra variable (-e)" in words, proc.stdout
+    assert "TASK [corral.qubes.qubes : The whole layout, checked before any change]" in proc.stdout
+    assert "Fedora templates from the template repositories" not in proc.stdout
+    assert dom0.writes_since(mark) == []
 
 
 @needs_roots
