@@ -118,6 +118,16 @@ def test_site_builds_the_devices_and_a_second_run_changes_nothing(dom0, tmp_path
     # Whonix is checked with the rest of the layout, in one task: the Whonix role's own check does not run
     assert "TASK [corral.qubes.qubes : The whole layout, checked before any change]" in again.stdout, again.stdout
     assert "TASK [corral.qubes.whonix : Whonix, checked for the release" not in again.stdout, again.stdout
+    # the no-op still audits the clipboard, from the policy files qrexec reads: a transient rule in R4.3's runtime
+    # directory that lets untrusted paste into work fails the next run, naming the flow, and nothing is written
+    dom0.runtime_policy_dir.mkdir(exist_ok=True)
+    (dom0.runtime_policy_dir / "10-transient.policy").write_text("qubes.ClipboardPaste * untrusted work allow\n")
+    mark = dom0.mark()
+    audited = site(dom0, tmp_path)
+    assert audited.returncode != 0, audited.stdout
+    assert ("qubes.ClipboardPaste allows flows the matrix does not declare: untrusted -> work (allow by "
+            "10-transient.policy:1)") in " ".join(audited.stdout.split()), audited.stdout
+    assert dom0.writes_since(mark) == []
 
 
 def test_site_refuses_a_layout_given_as_an_extra_variable_before_any_change(dom0_factory, tmp_path):
