@@ -44,20 +44,39 @@ def parse_xl_info(text: str) -> dict[str, str]:
     return out
 
 
-def read_xl_info(command: str, timeout: float = 30) -> dict[str, str]:
-    """Run ``<command> info``; its fields (RuntimeError with the reason when it cannot run)."""
-    argv = shlex.split(command) + ["info"]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RuntimeError(f"cannot run {' '.join(argv)}: {exc}") from exc
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed (exit status {proc.returncode}): {proc.stderr.strip()}")
-    info = parse_xl_info(proc.stdout)
-    missing = [key for key in ("total_memory", "nr_cpus", "threads_per_core", "virt_caps") if key not in info]
-    if missing:
-        raise RuntimeError(f"{' '.join(argv)} printed no {', '.join(missing)}")
-    return info
+class XlInfo:
+    """``<command> info``, started at once and read when its fields are needed (RuntimeError with the reason when
+    it cannot run), so that the check reads qubesd while xl runs."""
+
+    def __init__(self, command: str, timeout: float = 30):
+        self.argv = shlex.split(command) + ["info"]
+        self.timeout = timeout
+        try:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # noqa: S603
+                                         stderr=subprocess.PIPE, text=True)
+        except OSError as exc:
+            raise RuntimeError(f"cannot run {' '.join(self.argv)}: {exc}") from exc
+
+    def fields(self) -> dict[str, str]:
+        """What it printed, as a dict, once it has exited."""
+        try:
+            stdout, stderr = self.proc.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired as exc:
+            self.stop()
+            raise RuntimeError(f"cannot run {' '.join(self.argv)}: {exc}") from exc
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(self.argv)} failed (exit status {self.proc.returncode}): {stderr.strip()}")
+        info = parse_xl_info(stdout)
+        missing = [key for key in ("total_memory", "nr_cpus", "threads_per_core", "virt_caps") if key not in info]
+        if missing:
+            raise RuntimeError(f"{' '.join(self.argv)} printed no {', '.join(missing)}")
+        return info
+
+    def stop(self) -> None:
+        """Ends it when its fields are not wanted any more."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
 
 
 def check_profile(profile: dict) -> dict:
@@ -140,7 +159,7 @@ def run_check(reader: engine.Reader, params: dict) -> dict:
     except engine.PlanError as exc:
         return {"failed": True, "changed": False, "msg": str(exc), "field": exc.field}
     try:
-        xl = read_xl_info(params.get("xl_command") or "xl")
+        xl_info = XlInfo(params.get("xl_command") or "xl")  # runs while qubesd is read
     except RuntimeError as exc:
         return {"failed": True, "changed": False, "msg": f"xl_command: {exc}", "field": "xl_command"}
     try:
@@ -149,7 +168,12 @@ def run_check(reader: engine.Reader, params: dict) -> dict:
         pool = reader.client.pool_info(pool_name)
         needs = {name: _qube_needs(reader, name, spec or {}) for name, spec in layout.items()}
     except (wire.QubesException, ValueError) as exc:
+        xl_info.stop()
         return {"failed": True, "changed": False, "msg": f"reading dom0 failed: {type(exc).__name__}: {exc}"}
+    try:
+        xl = xl_info.fields()
+    except RuntimeError as exc:
+        return {"failed": True, "changed": False, "msg": f"xl_command: {exc}", "field": "xl_command"}
 
     total = int(xl["total_memory"])
     threads = int(xl["nr_cpus"])
