@@ -513,10 +513,20 @@ def policy_drift(store, declared) -> list[str]:
 
 def check(reader: engine.Reader, params: dict, hidden_by_policy: bool = False, store=None) -> dict:
     """The layout check's result: failed with every problem, or the names it creates and the drift."""
-    merged = None
-    if params.get("whonix") is not None:
+    merged = expanded = None
+    settings = params.get("whonix")
+    enabled = settings.get("enabled", True) if isinstance(settings, dict) else True
+    if not isinstance(enabled, bool):
+        return {"failed": True, "changed": False, "problems": [{"path": "whonix_enabled", "msg": "expected bool"}],
+                "msg": f"the layout has 1 problem, nothing was changed: whonix_enabled: expected bool, not {enabled!r}"}
+    if not enabled:
+        # Whonix left out (the role's whonix_enabled): the variables as given, for whoever takes them from here
+        merged = {"qubes_layout": params.get("layout") or {}, "qubes_templates": params.get("templates") or [],
+                  "qubes_policies": params.get("policies") or {}}
+    elif settings is not None:
         try:
-            expanded = whonix.expand(params["whonix"], reader.release)
+            expanded = whonix.expand({key: value for key, value in settings.items() if key != "enabled"}
+                                     if isinstance(settings, dict) else settings, reader.release)
         except whonix.WhonixError as exc:
             return {"failed": True, "changed": False, "problems": [{"path": exc.path, "msg": exc.message}],
                     "msg": f"the layout has 1 problem, nothing was changed: {exc}"}
@@ -550,9 +560,11 @@ def check(reader: engine.Reader, params: dict, hidden_by_policy: bool = False, s
             warnings.append(f"policy files not checked for drift: {exc}")
     result = {"changed": False, "created": layout.created(reader), "drift": drift,
               "prunable": drift["created"] if params.get("prune") else [], "release": reader.release}
-    if merged is not None:
+    if expanded is not None:
         result["whonix"] = {**merged, "version": expanded["version"], "gateway": expanded["gateway"],
                             "dispvm_template": expanded["dispvm_template"]}
+    elif merged is not None:
+        result["whonix"] = merged
     if drift["qubes"]:
         warnings.append(f"qubes on the system that the layout does not declare: {', '.join(drift['qubes'])}"
                         + (f" (created by corral.qubes: {', '.join(drift['created'])}; prune removes those)"

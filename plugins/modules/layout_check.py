@@ -119,6 +119,8 @@ options:
         O(templates) and O(policies) before the whole check; the result's C(whonix) holds the variables with Whonix
         added. The collection's C(site.yml) gives them to its whole check (V(all)), so Whonix and the rest of the
         layout are checked in one task.
+      - C(enabled=false) (the role's C(whonix_enabled)) adds nothing; the result's C(whonix) then holds O(layout),
+        O(templates) and O(policies) as given, so that a play can take them from there either way.
       - Given, the task fails (having only read) when C(qubes_layout), C(qubes_templates) or C(qubes_policies) is
         given as an extra variable (C(-e)) whose value is not the one with Whonix; the role sets the result as facts
         of those names, which an extra variable would hide from the next roles.
@@ -161,7 +163,8 @@ release:
 whonix:
   description:
     - With O(whonix), the layout's variables with Whonix added (C(qubes_layout), C(qubes_templates),
-      C(qubes_policies)), and C(version), C(gateway) and C(dispvm_template).
+      C(qubes_policies)), and C(version), C(gateway) and C(dispvm_template); with C(enabled=false) in O(whonix), the
+      three variables as given.
   returned: success, with O(whonix)
   type: dict
 created:

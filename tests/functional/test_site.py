@@ -115,9 +115,11 @@ def test_site_builds_the_devices_and_a_second_run_changes_nothing(dom0, tmp_path
     assert "TASK [The Windows qubes, the FreeBSD qubes and the YubiKey login" not in again.stdout, again.stdout
     # nothing inside a template to change: the Fedora role ends before the include of what goes inside (end_role)
     assert "TASK [corral.qubes.fedora : Configure inside each template that changed]" not in again.stdout, again.stdout
-    # Whonix is checked with the rest of the layout, in one task: the Whonix role's own check does not run
+    # Whonix is checked with the rest of the layout, in one task, and the rest of the play takes the layout with
+    # Whonix from its result: neither the Whonix role's own check nor its set_fact runs
     assert "TASK [corral.qubes.qubes : The whole layout, checked before any change]" in again.stdout, again.stdout
-    assert "TASK [corral.qubes.whonix : Whonix, checked for the release" not in again.stdout, again.stdout
+    assert "TASK [corral.qubes.whonix :" not in again.stdout, again.stdout
+    assert again.stdout.count("TASK [") == 7, again.stdout  # 5 tasks in workers and the 2 meta tasks that end early
     # the no-op still audits the clipboard, from the policy files qrexec reads: a transient rule in R4.3's runtime
     # directory that lets untrusted paste into work fails the next run, naming the flow, and nothing is written
     dom0.runtime_policy_dir.mkdir(exist_ok=True)
@@ -127,6 +129,25 @@ def test_site_builds_the_devices_and_a_second_run_changes_nothing(dom0, tmp_path
     assert audited.returncode != 0, audited.stdout
     assert ("qubes.ClipboardPaste allows flows the matrix does not declare: untrusted -> work (allow by "
             "10-transient.policy:1)") in " ".join(audited.stdout.split()), audited.stdout
+    assert dom0.writes_since(mark) == []
+
+
+def test_site_takes_the_layout_with_whonix_from_its_check_or_as_given_without_whonix(dom0_factory, tmp_path):
+    """The roles after site.yml's whole-layout check take the layout from its result: with Whonix added (check mode
+    would create sys-whonix and the Fedora templates' qubes), or as given with whonix_enabled false."""
+    dom0 = dom0_factory()
+    network = yaml.safe_load((ROOT / "inventories/t420s/group_vars/qubes_admin/network.yml").read_text())
+    flows = {service: {source: [target for target in targets if target != "anon-whonix"]
+                       for source, targets in matrix.items() if source != "anon-whonix"}
+             for service, matrix in network["qubes_flows"].items()}
+    mark = dom0.mark()
+    with_whonix = site(dom0, tmp_path, "--check", "--diff")
+    without = site(dom0, tmp_path, "--check", "--diff", "-e", json.dumps({"whonix_enabled": False, "qubes_flows": flows}))
+    for proc in (with_whonix, without):
+        assert proc.returncode == 0 and "failed=0" in proc.stdout, proc.stdout + proc.stderr
+        assert "+++ after: work" in proc.stdout
+    assert "+++ after: sys-whonix" in with_whonix.stdout and "+++ after: anon-whonix" in with_whonix.stdout
+    assert "sys-whonix" not in without.stdout and "45-corral-whonix-updates" not in without.stdout
     assert dom0.writes_since(mark) == []
 
 
