@@ -24,7 +24,8 @@ from __future__ import annotations
 import difflib
 import time
 
-from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, firewall, inside, names, network
+from ansible_collections.corral.qubes.plugins.module_utils import devices, engine, firewall, hardware, inside, names
+from ansible_collections.corral.qubes.plugins.module_utils import network
 from ansible_collections.corral.qubes.plugins.module_utils import policy as policy_mod
 from ansible_collections.corral.qubes.plugins.module_utils import policy_client, policy_files
 from ansible_collections.corral.qubes.plugins.module_utils import schema
@@ -514,6 +515,7 @@ def policy_drift(store, declared) -> list[str]:
 def check(reader: engine.Reader, params: dict, hidden_by_policy: bool = False, store=None) -> dict:
     """The layout check's result: failed with every problem, or the names it creates and the drift."""
     merged = expanded = None
+    given_layout = params.get("layout")
     settings = params.get("whonix")
     enabled = settings.get("enabled", True) if isinstance(settings, dict) else True
     if not isinstance(enabled, bool):
@@ -547,6 +549,17 @@ def check(reader: engine.Reader, params: dict, hidden_by_policy: bool = False, s
                 "msg": f"the layout has {len(lines)} problem{'s' if len(lines) != 1 else ''}, nothing was changed: "
                        + "; ".join(lines)}
     whole = params.get("scope") != "whonix"
+    machine = None
+    if params.get("hardware"):
+        # the machine against its profile, for the layout checked (with Whonix added) unless another one is given
+        wanted = dict(params["hardware"])
+        if wanted.get("layout") is None or wanted["layout"] == given_layout:
+            wanted["layout"] = params.get("layout") or {}
+        machine = hardware.run_check(reader, wanted)
+        if machine.get("failed"):
+            failed = {key: value for key, value in machine.items() if key not in ("failed", "changed", "msg")}
+            return {"failed": True, "changed": False, "hardware": failed, "field": f"hardware.{machine.get('field')}"
+                    if machine.get("field") else "hardware", "msg": machine["msg"]}
     drift = layout.drift(reader, hidden_by_policy) if whole else {"qubes": [], "created": [], "tags": {}}
     drift["policy_files"] = []
     warnings = list(layout.warnings)
@@ -560,6 +573,9 @@ def check(reader: engine.Reader, params: dict, hidden_by_policy: bool = False, s
             warnings.append(f"policy files not checked for drift: {exc}")
     result = {"changed": False, "created": layout.created(reader), "drift": drift,
               "prunable": drift["created"] if params.get("prune") else [], "release": reader.release}
+    if machine is not None:
+        warnings.extend(machine.pop("warnings", []))
+        result["hardware"] = {key: value for key, value in machine.items() if key != "changed"}
     if expanded is not None:
         result["whonix"] = {**merged, "version": expanded["version"], "gateway": expanded["gateway"],
                             "dispvm_template": expanded["dispvm_template"]}

@@ -141,6 +141,12 @@ def _options(kind: str, *left_out: str) -> dict:
     return {name: dict(spec) for name, spec in ARGUMENT_SPECS[kind].items() if name not in left_out}
 
 
+# The whole-layout check can check the machine too, with the hardware check's options (site.yml's preflight); its
+# layout, not given, is the one checked.
+ARGUMENT_SPECS["layout_check"]["hardware"] = {"type": "dict", "options": {
+    **_options("hardware_check", "qubesd_socket"), "layout": {"type": "dict"}}}
+
+
 LAYOUT_STEPS = ("templates", "qubes", "devices", "prefs", "firewall", "policies", "audits", "prune", "info")
 """The steps of a layout task, in the order they run: templates before the qubes based on them, the qubes (network
 qubes before their clients) before their devices and firewalls, policy files before the audit that reads them, the

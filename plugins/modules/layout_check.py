@@ -128,6 +128,35 @@ options:
         (C(whonix-gateway-17) on R4.3) and a Whonix workstation (a qube based on a C(whonix-workstation-NN) template,
         or a template with the feature C(whonix-ws)) whose netvm is not a Whonix gateway are problems.
     type: dict
+  hardware:
+    description:
+      - The machine against its profile too, with the options of M(corral.qubes.hardware_check) (the role
+        P(corral.qubes.hardware#role) gives them as its C(hardware_settings); the collection's C(site.yml) passes
+        them, so its preflight is one task). Run after the layout passes its checks, for the layout checked, with
+        Whonix added when O(whonix) is given; a failed check fails the task, naming each failed check, and the
+        result's C(hardware) holds the table (C(report_lines)), the facts and every check.
+    type: dict
+    suboptions:
+      profile:
+        description: The machine's hardware profile, as O(corral.qubes.hardware_check#module:profile).
+        type: dict
+        required: true
+      layout:
+        description:
+          - The qubes to fit on the machine; not given, or given as O(layout) itself, the layout checked (with
+            Whonix added when O(whonix) is given).
+        type: dict
+      xl_command:
+        description: The C(xl) command (C(info) is appended), as O(corral.qubes.hardware_check#module:xl_command).
+        type: str
+        default: xl
+      pool:
+        description: The pool the layout's volumes go to; defaults to the global C(default_pool).
+        type: str
+      dom0_memory_mib:
+        description: dom0's share of the memory (its C(dom0_mem) maximum).
+        type: int
+        default: 4096
   scope:
     description:
       - V(all) checks the whole layout and reports drift. V(whonix) (what the role P(corral.qubes.whonix#role) runs)
@@ -166,6 +195,12 @@ whonix:
       C(qubes_policies)), and C(version), C(gateway) and C(dispvm_template); with C(enabled=false) in O(whonix), the
       three variables as given.
   returned: success, with O(whonix)
+  type: dict
+hardware:
+  description:
+    - With O(hardware), what M(corral.qubes.hardware_check) returns - C(facts), C(checks), C(report) and
+      C(report_lines) - also when a check fails.
+  returned: with O(hardware)
   type: dict
 created:
   description: Qubes and templates of the layout that are not on the system yet (this run creates them).

@@ -89,5 +89,9 @@ def test_site_stops_before_any_change_when_the_layout_is_too_big(dom0, tmp_path)
     assert proc.returncode != 0
     assert "memory of autostart qubes + dom0" in proc.stdout and "fail" in proc.stdout
     assert "Qubes of the layout" not in proc.stdout
+    # site.yml's preflight is one task: the whole-layout check, given the hardware role's settings, fails itself
+    failed = proc.stdout.split("fatal: ", 1)[0].rsplit("TASK [", 1)[1]
+    assert failed.startswith("corral.qubes.qubes : The whole layout, checked before any change]"), proc.stdout
+    assert "TASK [corral.qubes.hardware :" not in proc.stdout and "TASK [corral.qubes.fedora :" not in proc.stdout
     assert dom0.writes_since(mark) == []
     assert pathlib.Path(dom0.call_log).exists()

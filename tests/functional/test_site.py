@@ -115,11 +115,12 @@ def test_site_builds_the_devices_and_a_second_run_changes_nothing(dom0, tmp_path
     assert "TASK [The Windows qubes, the FreeBSD qubes and the YubiKey login" not in again.stdout, again.stdout
     # nothing inside a template to change: the Fedora role ends before the include of what goes inside (end_role)
     assert "TASK [corral.qubes.fedora : Configure inside each template that changed]" not in again.stdout, again.stdout
-    # Whonix is checked with the rest of the layout, in one task, and the rest of the play takes the layout with
-    # Whonix from its result: neither the Whonix role's own check nor its set_fact runs
+    # the preflight is one task: Whonix is checked with the rest of the layout and the machine against its profile
+    # in the whole-layout check, and the rest of the play takes the layout with Whonix from its result; neither the
+    # Whonix role's tasks nor the hardware role's run
     assert "TASK [corral.qubes.qubes : The whole layout, checked before any change]" in again.stdout, again.stdout
-    assert "TASK [corral.qubes.whonix :" not in again.stdout, again.stdout
-    assert again.stdout.count("TASK [") == 7, again.stdout  # 5 tasks in workers and the 2 meta tasks that end early
+    assert "TASK [corral.qubes.whonix :" not in again.stdout and "TASK [corral.qubes.hardware :" not in again.stdout
+    assert again.stdout.count("TASK [") == 6, again.stdout  # 4 tasks in workers and the 2 meta tasks that end early
     # the no-op still audits the clipboard, from the policy files qrexec reads: a transient rule in R4.3's runtime
     # directory that lets untrusted paste into work fails the next run, naming the flow, and nothing is written
     dom0.runtime_policy_dir.mkdir(exist_ok=True)
