@@ -95,3 +95,33 @@ def test_site_stops_before_any_change_when_the_layout_is_too_big(dom0, tmp_path)
     assert "TASK [corral.qubes.hardware :" not in proc.stdout and "TASK [corral.qubes.fedora :" not in proc.stdout
     assert dom0.writes_since(mark) == []
     assert pathlib.Path(dom0.call_log).exists()
+
+
+def test_the_whole_layout_check_checks_the_machine_for_the_layout_it_checked(dom0, player):
+    """layout_check given the hardware check's options (site.yml's preflight): the machine for the layout checked,
+    with Whonix added (sys-whonix starts at boot), unless another layout is given; a failed check fails the task."""
+    layout = LAYOUT["qubes_layout"]
+    too_big = dict(layout, **{"sys-net": dict(layout["sys-net"], properties=dict(layout["sys-net"]["properties"],
+                                                                                 memory=14000))})
+    machine = {"profile": PROFILE, "xl_command": str(XL)}
+    mark = dom0.mark()
+
+    fedora = yaml.safe_load((ROOT / "inventories/t420s/group_vars/qubes_admin/fedora.yml").read_text())
+    clones = {name: {key: value for key, value in entry.items() if key in ("clone_from", "label")}
+              for name, entry in fedora["fedora_templates"].items()}
+
+    def whole(layout_checked, **hardware_args):
+        return {"corral.qubes.layout_check": {"layout": layout_checked, "templates": LAYOUT["qubes_templates"],
+                                              "inside": clones, "whonix": {}, "scope": "all",
+                                              "hardware": dict(machine, **hardware_args)}}
+
+    run = player.run([whole(layout), whole(layout, layout=layout), whole(too_big), whole(layout, layout=too_big)])
+    for fits in run[:2]:
+        assert not fits.get("failed"), fits.get("msg")
+        autostart = {row["check"]: row for row in fits["hardware"]["checks"]}["memory of autostart qubes + dom0"]
+        assert "sys-whonix 500" in autostart["note"], autostart  # the layout with Whonix added
+        assert fits["hardware"]["report_lines"][0].split()[:2] == ["CHECK", "EXPECTED"]
+    for failed in run[2:]:
+        assert failed["failed"] and failed["msg"].startswith("the layout does not fit the machine: memory of"), failed
+        assert failed["field"] == "hardware" and "checks" in failed["hardware"]
+    assert dom0.writes_since(mark) == []
