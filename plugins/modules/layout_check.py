@@ -151,10 +151,10 @@ options:
         type: str
         default: xl
       pool:
-        description: The pool the layout's volumes go to; defaults to the global C(default_pool).
+        description: As O(corral.qubes.hardware_check#module:pool).
         type: str
       dom0_memory_mib:
-        description: dom0's share of the memory (its C(dom0_mem) maximum).
+        description: As O(corral.qubes.hardware_check#module:dom0_memory_mib).
         type: int
         default: 4096
   scope:
