@@ -516,19 +516,18 @@ def check(reader: engine.Reader, params: dict, hidden_by_policy: bool = False, s
     """The layout check's result: failed with every problem, or the names it creates and the drift."""
     merged = expanded = None
     given_layout = params.get("layout")
-    settings = params.get("whonix")
-    enabled = settings.get("enabled", True) if isinstance(settings, dict) else True
+    settings = None if params.get("whonix") is None else dict(params["whonix"])  # a dict, as the argument spec says
+    enabled = settings.pop("enabled", True) if settings is not None else False
     if not isinstance(enabled, bool):
         return {"failed": True, "changed": False, "problems": [{"path": "whonix_enabled", "msg": "expected bool"}],
                 "msg": f"the layout has 1 problem, nothing was changed: whonix_enabled: expected bool, not {enabled!r}"}
-    if not enabled:
+    if settings is not None and not enabled:
         # Whonix left out (the role's whonix_enabled): the variables as given, for whoever takes them from here
         merged = {"qubes_layout": params.get("layout") or {}, "qubes_templates": params.get("templates") or [],
                   "qubes_policies": params.get("policies") or {}}
     elif settings is not None:
         try:
-            expanded = whonix.expand({key: value for key, value in settings.items() if key != "enabled"}
-                                     if isinstance(settings, dict) else settings, reader.release)
+            expanded = whonix.expand(settings, reader.release)
         except whonix.WhonixError as exc:
             return {"failed": True, "changed": False, "problems": [{"path": exc.path, "msg": exc.message}],
                     "msg": f"the layout has 1 problem, nothing was changed: {exc}"}

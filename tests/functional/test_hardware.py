@@ -125,3 +125,14 @@ def test_the_whole_layout_check_checks_the_machine_for_the_layout_it_checked(dom
         assert failed["failed"] and failed["msg"].startswith("the layout does not fit the machine: memory of"), failed
         assert failed["field"] == "hardware" and "checks" in failed["hardware"]
     assert dom0.writes_since(mark) == []
+
+
+def test_the_whole_layout_check_takes_whonix_enabled_as_a_bool_only(dom0, player):
+    """whonix.enabled false adds nothing (the result holds the variables as given); a value that is not a bool fails
+    naming whonix_enabled, before any check."""
+    layout = {"work": {"label": "blue"}}
+    run = player.run([{"corral.qubes.layout_check": {"layout": layout, "whonix": {"enabled": False}}},
+                      {"corral.qubes.layout_check": {"layout": layout, "whonix": {"enabled": "maybe"}}}])
+    assert not run[0].get("failed"), run[0].get("msg")
+    assert run[0]["whonix"] == {"qubes_layout": layout, "qubes_templates": [], "qubes_policies": {}}
+    assert run[1]["failed"] and "whonix_enabled: expected bool, not 'maybe'" in run[1]["msg"]
