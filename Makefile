@@ -26,7 +26,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 
 .PHONY: all setup setup-r43 rehearse test lint yamllint ansible-lint changelog-lint docs-lint sanity pytest unit functional molecule molecule-dom0host molecule-xen molecule-xen-smoke \
-    r43 r43-pytest r43-sanity artifact docs python-r43 bench clean rootfs
+    r43 r43-pytest r43-sanity artifact docs python-r43 bench bench-compare clean rootfs
 
 all: test
 
@@ -162,6 +162,12 @@ bench: setup setup-r43
 	$(BIN)/python -m benchmarks.converge
 	$(BIN)/python -m benchmarks.noop
 	$(BIN_R43)/python -m benchmarks.noop --no-connection
+
+# Side by side: the no-op of site.yml from the revision REV and from this checkout, in turns, on both stacks.
+REV ?= HEAD
+bench-compare: setup setup-r43
+	$(BIN)/python -m benchmarks.compare $(REV)
+	$(BIN_R43)/python -m benchmarks.compare $(REV)
 
 clean:
 	rm -rf $(VENV) $(VENV_R43) $(COLLECTIONS) .rehearsal .pytest_cache tests/output $(DOCS_BUILD)

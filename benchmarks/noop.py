@@ -112,10 +112,11 @@ def _records(path: str) -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def playbook(dom0: Dom0, args: list, env: dict | None = None) -> tuple[float, int]:
-    """One ansible-playbook run from the repository root: (wall seconds, peak RSS in MiB of it and its workers)."""
+def playbook(dom0: Dom0, args: list, env: dict | None = None, cwd: str = ROOT) -> tuple[float, int]:
+    """One ansible-playbook run from ``cwd`` (the repository root): (wall seconds, peak RSS in MiB of it and its
+    workers)."""
     started = time.monotonic()
-    proc = subprocess.Popen([os.path.join(BIN, "ansible-playbook"), *args], cwd=ROOT, env={**dom0.env(), **(env or {})},
+    proc = subprocess.Popen([os.path.join(BIN, "ansible-playbook"), *args], cwd=cwd, env={**dom0.env(), **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = proc.stdout.read()
     proc.stdout.close()
