@@ -113,8 +113,8 @@ def _records(path: str) -> list[dict]:
 
 
 def playbook(dom0: Dom0, args: list, env: dict | None = None, cwd: str = ROOT) -> tuple[float, int]:
-    """One ansible-playbook run from ``cwd`` (the repository root): (wall seconds, peak RSS in MiB of it and its
-    workers)."""
+    """One ansible-playbook run from ``cwd`` (by default the repository root): (wall seconds, peak RSS in MiB of
+    it and its workers)."""
     started = time.monotonic()
     proc = subprocess.Popen([os.path.join(BIN, "ansible-playbook"), *args], cwd=cwd, env={**dom0.env(), **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
