@@ -5,9 +5,9 @@ A change of a few tens of milliseconds is smaller than what a shared machine mov
 next, so figures from two runs of ``benchmarks/noop.py`` cannot show it. This script checks out a git
 revision into a temporary worktree (``git worktree``, removed afterwards), gives each tree a fresh rehearsal
 dom0 of its own (both served by this checkout's rehearsal, so that only the collection differs), converges
-each once, then runs their no-ops in turns with the empty play between them (one debug task, the same
-inventory), and prints each tree's median and minimum, its ratio to the empty play, its Admin API calls, and
-the difference of the medians.
+each once, then runs their no-ops in turns (each tree first in every other round) with the empty play between
+them (one debug task, the same inventory), and prints each tree's median and minimum, its ratio to the empty
+play, its Admin API calls, and the difference of the medians.
 
     python -m benchmarks.compare REV [--against REV2] [--runs 10] [--playbook site.yml] [--inventory DIR]
 
@@ -56,14 +56,14 @@ def worktree(revision: str, directory: str) -> str:
 
 
 def compare(trees: list[Tree], args: list, empty: list, runs: int) -> None:
-    """Converge each tree once, then ``runs`` rounds of: each tree's no-op, the empty play (on the first tree's
-    dom0); print the figures."""
+    """Converge each tree once, then ``runs`` rounds of: each tree's no-op (the trees in turn first), the empty play
+    (on the first tree's dom0); print the figures."""
     for tree in trees:
         tree.run(args)
     noops: dict[str, list] = {tree.label: [] for tree in trees}
     empties = []
-    for _round in range(runs):
-        for tree in trees:
+    for turn in range(runs):
+        for tree in trees if turn % 2 == 0 else trees[::-1]:  # each tree first in every other round
             noops[tree.label].append(tree.run(args))
         empties.append(trees[0].run(empty)["seconds"])
     empty_median = statistics.median(empties)
