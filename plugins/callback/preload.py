@@ -17,8 +17,9 @@ description:
     and test plugins on their first use in a process, and the collection loader compiles a collection's Python
     files from source on every import, so a task that templates a filter loads them again in its own worker.
   - At the start of each playbook this callback loads them in the controller itself (ansible.builtin's filters
-    and tests, and every filter of corral.qubes), so that every worker inherits them already loaded, and builds
-    the Jinja lexer once (a worker's first template would build it again).
+    and tests, every filter of corral.qubes, and the lookups its roles use, C(env) and C(file)), so that every
+    worker inherits them already loaded, and builds the Jinja lexer once (a worker's first template would build it
+    again).
   - When a play starts, it moves every object the controller holds (the inventory, the plays, the loaded
     plugins) to Python's permanent generation (C(gc.freeze)), so that no garbage collection, in the controller
     or in a worker, walks them again, and a worker does not copy the memory pages they live in.
@@ -39,7 +40,7 @@ import pkgutil
 
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.callback import CallbackBase
-from ansible.plugins.loader import filter_loader, test_loader
+from ansible.plugins.loader import filter_loader, lookup_loader, test_loader
 from ansible.template import Templar
 from ansible.utils.display import Display
 
@@ -54,6 +55,8 @@ display = Display()
 
 COLLECTION = "corral.qubes"
 FILTER_PACKAGE = "ansible_collections.corral.qubes.plugins.filter"
+LOOKUPS = ("env", "file")
+"""The lookups this collection's roles use (the hardware role's default xl command, the Fedora role's src files)."""
 
 
 def collection_filters() -> list[str]:
@@ -67,14 +70,17 @@ def collection_filters() -> list[str]:
 
 
 def preload() -> int:
-    """Load ansible.builtin's filters and tests and this collection's filters; how many were asked for."""
+    """Load ansible.builtin's filters and tests, this collection's filters and the lookups its roles use; how many
+    were asked for."""
     # The first lookup of a name outside collections loads every filter (or test) file of ansible-core.
     filter_loader.get("ansible.builtin.dict2items")
     test_loader.get("ansible.builtin.match")
     names = collection_filters()
     for name in names:
         filter_loader.get(f"{COLLECTION}.{name}")
-    return 2 + len(names)
+    for name in LOOKUPS:
+        lookup_loader.get(f"ansible.builtin.{name}")
+    return 2 + len(names) + len(LOOKUPS)
 
 
 def build_lexer() -> None:

@@ -30,6 +30,8 @@ class ActionModule(ActionBase):
         result["collection_filters"] = sorted(
             name.rsplit(".", 1)[1] for name in sys.modules
             if name.startswith("ansible_collections.corral.qubes.plugins.filter."))
+        result["lookups"] = sorted(name.rsplit(".", 1)[1] for name in sys.modules
+                                   if name.startswith("ansible_collections.ansible.builtin.plugins.lookup."))
         result["frozen"] = gc.get_freeze_count()
         return result
 '''
@@ -64,7 +66,8 @@ def test_workers_find_the_filters_loaded_by_the_controller(tmp_path):
     found, output = run(tmp_path, "corral.qubes.preload")
     assert found["builtin_filters"] and found["builtin_tests"]
     assert found["collection_filters"] == filters
-    assert f"corral.qubes.preload: {2 + len(documented)} Jinja plugins loaded before the first task" in output
+    assert found["lookups"] == ["env", "file"]  # those the roles use: the hardware role's default, Fedora's src
+    assert f"corral.qubes.preload: {2 + len(documented) + 2} Jinja plugins loaded before the first task" in output
     # what the controller built before the play is frozen in the worker too
     assert found["frozen"] > 10000, found
     assert "objects frozen before the play's first task" in output
@@ -73,6 +76,7 @@ def test_workers_find_the_filters_loaded_by_the_controller(tmp_path):
     # without the callback each worker loads them itself, on first use
     found, output = run(tmp_path, None)
     assert not found["builtin_filters"] and not found["builtin_tests"] and found["collection_filters"] == []
+    assert found["lookups"] == []
     assert found["frozen"] == 0
     assert "corral.qubes.preload" not in output
 
