@@ -99,7 +99,7 @@ def main() -> None:
                 else:
                     root = worktree(revision, os.path.join(place, "tree"))
                     made.append(root)
-                    label = revision
+                    label = revision if revision != args.revision or index == 0 else f"{revision} (again)"
                 trees.append(Tree(place, label, root))
             run_args = ["-i", args.inventory, args.playbook]
             compare(trees, run_args, ["-i", args.inventory, empty_play(directory)], args.runs)
