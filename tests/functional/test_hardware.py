@@ -136,3 +136,36 @@ def test_the_whole_layout_check_takes_whonix_enabled_as_a_bool_only(dom0, player
     assert not run[0].get("failed"), run[0].get("msg")
     assert run[0]["whonix"] == {"qubes_layout": layout, "qubes_templates": [], "qubes_policies": {}}
     assert run[1]["failed"] and "whonix_enabled: expected bool, not 'maybe'" in run[1]["msg"]
+
+
+def test_hardware_layout_given_is_the_one_fitted_and_left_out_the_layout_checked(dom0, tmp_path):
+    """hardware_layout set: site.yml's whole check and the hardware role alone fit the machine to it; not set, the
+    whole check fits the layout it checked (site.yml's other tests) and the role alone qubes_layout."""
+    layout = LAYOUT["qubes_layout"]
+    too_big = dict(layout, **{"sys-net": dict(layout["sys-net"], properties=dict(layout["sys-net"]["properties"],
+                                                                                 memory=14000))})
+    given = tmp_path / "hardware-layout.yml"
+    given.write_text(yaml.safe_dump({"hardware_layout": too_big}))
+    # qubes_layout too big, Whonix in it (as the Whonix role's facts would give it to the preflight playbook)
+    checked = tmp_path / "qubes-layout.yml"
+    with_whonix = whonix.merge(whonix.expand({}, "4.3"), too_big, LAYOUT["qubes_templates"], LAYOUT["qubes_policies"])
+    checked.write_text(yaml.safe_dump({key: with_whonix[key] for key in ("qubes_layout", "qubes_templates",
+                                                                         "qubes_policies")}))
+    fits = tmp_path / "fits.yml"
+    fits.write_text(yaml.safe_dump({"hardware_layout": layout}))
+    mark = dom0.mark()
+
+    proc = site(dom0, tmp_path, "--check", "-e", f"@{given}")
+    assert proc.returncode != 0 and "memory of autostart qubes + dom0" in proc.stdout, proc.stdout
+    failed = proc.stdout.split("fatal: ", 1)[0].rsplit("TASK [", 1)[1]
+    assert failed.startswith("corral.qubes.qubes : The whole layout, checked before any change]"), proc.stdout
+
+    def preflight(*extra):
+        return site(dom0, tmp_path, "-e", f"@{checked}", *extra, playbook="playbooks/preflight.yml")
+
+    alone = preflight()  # the role alone, hardware_layout not set: qubes_layout, too big
+    assert alone.returncode != 0 and "memory of autostart qubes + dom0" in alone.stdout, alone.stdout
+    assert alone.stdout.split("fatal: ", 1)[0].rsplit("TASK [", 1)[1].startswith("corral.qubes.hardware :")
+    alone = preflight("-e", f"@{fits}")  # the role alone, hardware_layout set: that one, which fits
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    assert dom0.writes_since(mark) == []

@@ -28,12 +28,12 @@ def dom0(dom0_factory):
     return dom0_factory(extra_args=("--roots", "on", "--network", "on"))
 
 
-def site(dom0, tmp_path, *args, env: dict | None = None):
+def site(dom0, tmp_path, *args, env: dict | None = None, playbook: str = "site.yml"):
     env = {**ansible_env(dom0, tmp_path), **(env or {})}
     env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")  # the project's own configuration (the preload callback on)
     env["CORRAL_POLICY_DIR"] = str(dom0.policy_dir)  # dom0 reads its policy directory itself, as a real one does
     env["CORRAL_RUNTIME_POLICY_DIR"] = str(dom0.runtime_policy_dir)  # and on R4.3 its runtime policy directory
-    return subprocess.run([str(BIN / "ansible-playbook"), "site.yml", *args], cwd=ROOT, env=env,
+    return subprocess.run([str(BIN / "ansible-playbook"), playbook, *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=False)
 
 
