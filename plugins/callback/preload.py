@@ -17,9 +17,9 @@ description:
     and test plugins on their first use in a process, and the collection loader compiles a collection's Python
     files from source on every import, so a task that templates a filter loads them again in its own worker.
   - At the start of each playbook this callback loads them in the controller itself (ansible.builtin's filters
-    and tests, every filter of corral.qubes, and the lookups its roles use, C(env) and C(file)), so that every
-    worker inherits them already loaded, and builds the Jinja lexer once (a worker's first template would build it
-    again).
+    and tests, every filter of corral.qubes, and the lookups its roles use, C(env), C(file) and C(template)), so
+    that every worker inherits them already loaded, and builds the Jinja lexer once (a worker's first template
+    would build it again).
   - When a play starts, it moves every object the controller holds (the inventory, the plays, the loaded
     plugins) to Python's permanent generation (C(gc.freeze)), so that no garbage collection, in the controller
     or in a worker, walks them again, and a worker does not copy the memory pages they live in.
@@ -55,8 +55,9 @@ display = Display()
 
 COLLECTION = "corral.qubes"
 FILTER_PACKAGE = "ansible_collections.corral.qubes.plugins.filter"
-LOOKUPS = ("env", "file")
-"""The lookups this collection's roles use (the hardware role's default xl command, the Fedora role's src files)."""
+LOOKUPS = ("env", "file", "template")
+"""The lookups this collection's roles use (the hardware role's default xl command, the Fedora role's src files, the
+Windows and FreeBSD answer files); tests/functional/test_preload.py finds every lookup the roles name among them."""
 
 
 def collection_filters() -> list[str]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import yaml
 
+from ansible_collections.corral.qubes.plugins.callback import preload
 from playbook import BIN, ROOT
 
 PROBE = '''
@@ -66,8 +68,9 @@ def test_workers_find_the_filters_loaded_by_the_controller(tmp_path):
     found, output = run(tmp_path, "corral.qubes.preload")
     assert found["builtin_filters"] and found["builtin_tests"]
     assert found["collection_filters"] == filters
-    assert found["lookups"] == ["env", "file"]  # those the roles use: the hardware role's default, Fedora's src
-    assert f"corral.qubes.preload: {2 + len(documented) + 2} Jinja plugins loaded before the first task" in output
+    assert found["lookups"] == sorted(preload.LOOKUPS)
+    loaded = 2 + len(documented) + len(preload.LOOKUPS)
+    assert f"corral.qubes.preload: {loaded} Jinja plugins loaded before the first task" in output
     # what the controller built before the play is frozen in the worker too
     assert found["frozen"] > 10000, found
     assert "objects frozen before the play's first task" in output
@@ -110,3 +113,13 @@ def test_the_controller_builds_the_lexer_a_task_templar_uses():
     assert proc.returncode == 0, proc.stderr
     before, after, later = (int(count) for count in proc.stdout.split())
     assert after == before + 1 and later == after, proc.stdout  # built once, then found
+
+
+LOOKUP_CALL = re.compile(r"\b(?:lookup|query|q)\(\s*['\"](?:ansible\.builtin\.)?([a-z_]+)['\"]")
+
+
+def test_the_lookups_preloaded_are_those_the_roles_and_playbooks_name():
+    files = [*ROOT.glob("roles/*/*/*.yml"), *ROOT.glob("playbooks/*.yml"),
+             *ROOT.glob("inventories/*/group_vars/*/*.yml")]
+    named = {name for path in files for name in LOOKUP_CALL.findall(path.read_text())}
+    assert named == set(preload.LOOKUPS), named
