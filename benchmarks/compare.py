@@ -26,7 +26,7 @@ import sys
 import tempfile
 
 from benchmarks.admin_api import ROOT
-from benchmarks.noop import Dom0, empty_play, playbook
+from benchmarks.noop import Dom0, empty_play, measured
 
 
 class Tree:
@@ -43,10 +43,8 @@ class Tree:
         self.dom0 = Dom0(os.path.join(directory, "dom0"))
 
     def run(self, args: list) -> dict:
-        """One run of ``ansible-playbook`` from this tree: its seconds and Admin API calls."""
-        marks = self.dom0.marks()
-        seconds, _peak = playbook(self.dom0, args, self.env, cwd=self.root)
-        return {"seconds": seconds, "calls": self.dom0.since(marks)["calls"]}
+        """One run of ``ansible-playbook`` from this tree: its seconds, peak memory and calls."""
+        return measured(self.dom0, args, self.env, self.root)
 
 
 def worktree(revision: str, directory: str) -> str:

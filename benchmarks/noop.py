@@ -128,10 +128,10 @@ def playbook(dom0: Dom0, args: list, env: dict | None = None, cwd: str = ROOT) -
     return elapsed, usage.ru_maxrss // 1024
 
 
-def measured(dom0: Dom0, args: list) -> dict:
-    """One run: its seconds, peak memory and calls."""
+def measured(dom0: Dom0, args: list, env: dict | None = None, cwd: str = ROOT) -> dict:
+    """One run (``playbook``'s ``env`` and ``cwd``): its seconds, peak memory and calls."""
     marks = dom0.marks()
-    seconds, peak = playbook(dom0, args)
+    seconds, peak = playbook(dom0, args, env, cwd)
     return {"seconds": seconds, "peak_mib": peak, **dom0.since(marks)}
 
 
