@@ -57,7 +57,7 @@ COLLECTION = "corral.qubes"
 FILTER_PACKAGE = "ansible_collections.corral.qubes.plugins.filter"
 LOOKUPS = ("env", "file", "template")
 """The lookups this collection's roles use (the hardware role's default xl command, the Fedora role's src files, the
-Windows and FreeBSD answer files); tests/functional/test_preload.py finds every lookup the roles name among them."""
+Windows and FreeBSD answer files); the collection's tests find every lookup its roles name among them."""
 
 
 def collection_filters() -> list[str]:
